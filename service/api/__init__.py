@@ -1,0 +1,1 @@
+"""The HTTP surfaces served by FastAPI behind the gateway: admin, feedback, metrics and health."""

@@ -1,0 +1,114 @@
+"""``create_app(settings, experiments)``: the one place that wires components together.
+
+The returned ASGI app is the :class:`Gateway` (the hot path) with the FastAPI app (admin, feedback,
+metrics, health) behind it. FastAPI's lifespan owns the background work, entered in order and left
+in reverse through an ``AsyncExitStack``: the database (migrated), the recorder's writer, the
+scheduler; on the way out the upstream pools close and the recorder is flushed within the grace
+period. Importing this module starts nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from fastapi import FastAPI
+
+from service.api import admin, health
+from service.api.deps import Components
+from service.config import ExperimentsFile, Settings, read_env
+from service.gateway.arms import RoutingTable
+from service.gateway.auth import KeyChecker
+from service.gateway.errors import install_handlers
+from service.gateway.proxy import Gateway
+from service.gateway.upstream import Upstream
+from service.telemetry.metrics import HOT_PATH
+from service.telemetry.recorder import BatchSink, Recorder
+
+if TYPE_CHECKING:
+    from service.store.db import Database
+
+__all__ = ["build_service", "components_of", "create_app"]
+
+log = logging.getLogger(__name__)
+
+#: hooks run in the lifespan after the recorder starts: each gets the components and the exit stack
+StartHook = Callable[[Components, AsyncExitStack], Any]
+
+
+def create_app(
+    settings: Settings,
+    experiments: ExperimentsFile,
+    *,
+    database: Database | None = None,
+    sink: BatchSink | None = None,
+    start_hooks: list[StartHook] | None = None,
+) -> Gateway:
+    """Build the service. ``sink`` receives the recorder's batches (default: none, records dropped)."""
+    upstreams = {
+        name: Upstream(name, cfg, read_env(cfg.api_key_env) if cfg.api_key_env else None)
+        for name, cfg in experiments.upstreams.items()
+    }
+    table = RoutingTable(experiments.experiments)
+    recorder = Recorder(
+        sink, max_queue=settings.recorder_queue_size, batch_size=settings.recorder_batch_size,
+        flush_interval_s=settings.recorder_flush_interval_s,
+    )
+    comps = Components(
+        settings=settings, experiments=experiments, table=table, recorder=recorder,
+        client_keys=KeyChecker(settings.api_keys, "API key"),
+        admin_keys=KeyChecker([settings.admin_key], "admin key") if settings.admin_key else None,
+        database=database,
+    )
+    gateway_ref: list[Gateway] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            recorder.start()
+            stack.push_async_callback(_close_recorder, recorder, settings.shutdown_grace_s)
+            stack.push_async_callback(gateway_ref[0].close)
+            for route in table.routes.values():
+                admin.publish_weights(route)
+            for hook in start_hooks or ():
+                result = hook(comps, stack)
+                if hasattr(result, "__await__"):
+                    await result
+            log.info("service.started", extra={"experiments": sorted(table.routes)})
+            yield
+            log.info("service.stopping")
+
+    api = FastAPI(title="tunewatch", lifespan=lifespan, docs_url=None, redoc_url=None)
+    api.state.components = comps
+    install_handlers(api)
+    api.include_router(health.router)
+    api.include_router(admin.router)
+    gateway = Gateway(
+        fallback=api, table=table, upstreams=upstreams, client_keys=comps.client_keys, recorder=recorder,
+        metrics=HOT_PATH, max_body_bytes=settings.max_body_bytes,
+    )
+    gateway_ref.append(gateway)
+    return gateway
+
+
+def build_service(
+    settings: Settings, experiments: ExperimentsFile, *, start_hooks: list[StartHook] | None = None
+) -> Gateway:
+    """The whole service: the app plus its database, recorder sink and scheduled jobs."""
+    return create_app(settings, experiments, start_hooks=start_hooks)
+
+
+def components_of(gateway: Gateway) -> Components:
+    """The components behind a gateway built by :func:`create_app` (CLI and tests)."""
+    comps: Components = gateway.fallback.state.components  # type: ignore[attr-defined]  # a FastAPI app
+    return comps
+
+
+async def _close_recorder(recorder: Recorder, grace_s: float) -> None:
+    """Write what is queued (off the loop: it joins the writer thread)."""
+    left = await anyio.to_thread.run_sync(recorder.close, grace_s)
+    if left:
+        log.error("recorder.records_lost_at_shutdown", extra={"records": left})
