@@ -1,0 +1,1 @@
+"""Quality: sampling, scoring with LLM-as-judge evaluators, and the statistics that compare arms."""
