@@ -20,6 +20,7 @@ __all__ = ["StreamInspector", "error_event"]
 
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 # a delta that carries text or tool-call arguments: the first token has arrived
+_NEEDS_READING = re.compile(rb'"usage"\s*:\s*\{|"error"\s*:')
 _CONTENT = re.compile(rb'"(?:content|arguments|refusal|reasoning_content)"\s*:\s*"(?!")')
 _DATA_PREFIX = re.compile(rb"^data:\s?", re.MULTILINE)
 
@@ -52,11 +53,26 @@ class StreamInspector:
             return data
         if not self.first_content and _CONTENT.search(data):
             self.first_content = True
-        if self._texts is None and b'"usage"' not in data and b'"error"' not in data:
+        if self._texts is None:
             if b"data: [DONE]" in data:
                 self.done = True
-            return data  # fast path: nothing in these events needs reading
+            if b'"usage"' not in data and b'"error"' not in data:
+                return data  # fast path: nothing in these events needs reading
+            return self._targeted(data)
         return self._events(data)
+
+    def _targeted(self, data: bytes) -> bytes:
+        """Read only the events that carry a usage object or an error (the text is not kept)."""
+        cut: tuple[int, int] | None = None
+        for m in _NEEDS_READING.finditer(data):
+            start = _event_start(data, m.start())
+            end_match = _EVENT_END.search(data, m.end())
+            end = end_match.end() if end_match else len(data)
+            if not self._inspect(data[start:end]):
+                cut = (start, end)
+        if cut is None:
+            return data
+        return data[: cut[0]] + data[cut[1] :]
 
     def _events(self, data: bytes) -> bytes:
         """Inspect event by event; drop the ones ``_inspect`` refuses."""
@@ -138,6 +154,16 @@ def _last_event_end(data: bytes) -> int:
     if cr >= 0 and cr + 2 > cut:
         cut = cr + 2
     return cut
+
+
+def _event_start(data: bytes, pos: int) -> int:
+    """The offset where the event holding ``pos`` begins."""
+    start = 0
+    for sep in (b"\n\n", b"\r\n\r\n", b"\r\r"):
+        found = data.rfind(sep, 0, pos)
+        if found >= 0 and found + len(sep) > start:
+            start = found + len(sep)
+    return start
 
 
 def _payload(event: bytes) -> bytes | None:

@@ -155,28 +155,23 @@ class Recorder:
         backoff = 0.0
         while True:
             if not self._pending:
-                self._wake.wait(self._flush_interval_s)
-                self._wake.clear()
                 self._take()
             RECORDER_QUEUE.set(len(self._queue) + len(self._pending))
-            if self._pending:
-                if self._write():
-                    backoff = 0.0
-                    continue  # more may be waiting: loop without sleeping
-                backoff = min(self._max_backoff_s, max(0.05, backoff * 2))
-                if self._stopping and not self._thread_has_time():
+            if not self._pending:
+                with self._idle:
+                    self._idle.notify_all()
+                if self._stopping:
                     return
-                self._wake.wait(backoff)
+                self._wake.wait(self._flush_interval_s)
                 self._wake.clear()
                 continue
-            with self._idle:
-                self._idle.notify_all()
-            if self._stopping and not self._queue:
-                return
-
-    def _thread_has_time(self) -> bool:
-        # close() bounds the wait with join(grace); the thread keeps retrying until then.
-        return True
+            if self._write():
+                backoff = 0.0
+                continue  # more may be waiting: no sleep
+            # keep the batch; retry with capped exponential backoff (close() bounds the wait at shutdown)
+            backoff = min(self._max_backoff_s, max(0.05, backoff * 2))
+            self._wake.wait(backoff)
+            self._wake.clear()
 
     def _take(self) -> None:
         queue, batch = self._queue, self._pending
@@ -195,5 +190,4 @@ class Recorder:
             return False
         RECORDS_WRITTEN.inc(len(batch))
         self._pending = []
-        self._take()
         return True

@@ -1,0 +1,1 @@
+"""Metrics and the recorder: what the hot path may call."""
