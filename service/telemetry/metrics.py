@@ -281,6 +281,6 @@ ARM_WEIGHT = Gauge(
 )
 JOB_RUNS = Counter(
     "tunewatch_job_runs_total",
-    "Scheduled job runs by job and outcome (ok, error, skipped).",
-    ["job", "outcome"],
+    "Scheduled job runs by job name and outcome (ok, error, skipped).",
+    ["name", "outcome"],
 )
