@@ -9,17 +9,25 @@ period. Importing this module starts nothing.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 from fastapi import FastAPI
 
-from service.api import admin, health
+from service.api import admin, feedback, health
 from service.api.deps import Components
 from service.config import ExperimentsFile, Settings, read_env
+from service.errors import ConfigError
+from service.jobs import JobRunner
+from service.schedule import build_jobs
+from service.rollout.state import publish_shares, sync
+from service.store import migrate
+from service.store.db import Database
+from service.store.sink import RequestSink
 from service.gateway.arms import RoutingTable
 from service.gateway.auth import KeyChecker
 from service.gateway.errors import install_handlers
@@ -27,9 +35,6 @@ from service.gateway.proxy import Gateway
 from service.gateway.upstream import Upstream
 from service.telemetry.metrics import HOT_PATH
 from service.telemetry.recorder import BatchSink, Recorder
-
-if TYPE_CHECKING:
-    from service.store.db import Database
 
 __all__ = ["build_service", "components_of", "create_app"]
 
@@ -46,13 +51,14 @@ def create_app(
     database: Database | None = None,
     sink: BatchSink | None = None,
     start_hooks: list[StartHook] | None = None,
+    table: RoutingTable | None = None,
 ) -> Gateway:
     """Build the service. ``sink`` receives the recorder's batches (default: none, records dropped)."""
     upstreams = {
         name: Upstream(name, cfg, read_env(cfg.api_key_env) if cfg.api_key_env else None)
         for name, cfg in experiments.upstreams.items()
     }
-    table = RoutingTable(experiments.experiments)
+    table = table or RoutingTable(experiments.experiments)
     recorder = Recorder(
         sink, max_queue=settings.recorder_queue_size, batch_size=settings.recorder_batch_size,
         flush_interval_s=settings.recorder_flush_interval_s,
@@ -68,11 +74,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            if database is not None:
+                stack.callback(database.dispose)  # last: after the recorder's final flush
             recorder.start()
             stack.push_async_callback(_close_recorder, recorder, settings.shutdown_grace_s)
             stack.push_async_callback(gateway_ref[0].close)
+            if database is not None:  # the stage and weights other replicas stored win over the file
+                await anyio.to_thread.run_sync(sync, database, table)
             for route in table.routes.values():
-                admin.publish_weights(route)
+                publish_shares(route.name, route.shares)
             for hook in start_hooks or ():
                 result = hook(comps, stack)
                 if hasattr(result, "__await__"):
@@ -86,6 +96,7 @@ def create_app(
     install_handlers(api)
     api.include_router(health.router)
     api.include_router(admin.router)
+    api.include_router(feedback.router)
     gateway = Gateway(
         fallback=api, table=table, upstreams=upstreams, client_keys=comps.client_keys, recorder=recorder,
         metrics=HOT_PATH, max_body_bytes=settings.max_body_bytes,
@@ -97,8 +108,42 @@ def create_app(
 def build_service(
     settings: Settings, experiments: ExperimentsFile, *, start_hooks: list[StartHook] | None = None
 ) -> Gateway:
-    """The whole service: the app plus its database, recorder sink and scheduled jobs."""
-    return create_app(settings, experiments, start_hooks=start_hooks)
+    """The whole service: the app plus its database (migrated at start), recorder sink and jobs.
+
+    Blocking (opens the database, may migrate it): call it before the event loop runs.
+    """
+    database = Database(settings.database_url)
+    if settings.auto_migrate:
+        migrate.upgrade(settings.database_url)
+    elif not migrate.is_up_to_date(settings.database_url):
+        raise ConfigError("the database schema is not at the current revision: run `tunewatch migrate` "
+                          "(or set TUNEWATCH_AUTO_MIGRATE=true)")
+    sink = RequestSink(database, unit_hash_key(settings))
+    table = RoutingTable(experiments.experiments)
+    hooks = list(start_hooks or ())
+    if settings.scheduler_enabled:
+        jobs = build_jobs(settings, experiments, database, table)
+        hooks.append(_scheduler_hook(JobRunner(jobs, database)))
+    return create_app(settings, experiments, database=database, sink=sink, start_hooks=hooks, table=table)
+
+
+def unit_hash_key(settings: Settings) -> bytes:
+    """The key of the unit-id hash: ``TUNEWATCH_UNIT_HASH_KEY``, else derived from the admin and client
+    keys (stable across replicas that share them; set the variable to keep hashes across key rotations)."""
+    if settings.unit_hash_key is not None:
+        return settings.unit_hash_key.get_secret_value().encode()
+    material = [settings.admin_key, *settings.api_keys]
+    joined = "\0".join(k.get_secret_value() for k in material if k is not None)
+    return hashlib.sha256(b"tunewatch-unit-hash\0" + joined.encode()).digest()
+
+
+def _scheduler_hook(runner: JobRunner) -> StartHook:
+    def hook(comps: Components, stack: AsyncExitStack) -> None:
+        comps.extras["jobs"] = runner
+        runner.start()
+        stack.callback(runner.stop)
+
+    return hook
 
 
 def components_of(gateway: Gateway) -> Components:

@@ -258,6 +258,8 @@ class Settings(BaseSettings):
     @field_validator("admin_key")
     @classmethod
     def _no_placeholder_admin(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None  # set but empty: no admin key
         if value is not None and value.get_secret_value().lower() in _PLACEHOLDERS:
             raise ValueError("TUNEWATCH_ADMIN_KEY is a placeholder; set a real key")
         return value

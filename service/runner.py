@@ -6,6 +6,7 @@ and tests hand a bound socket over. One process: metrics live in it (no multipro
 
 from __future__ import annotations
 
+import signal
 import socket
 from collections.abc import Callable
 
@@ -59,4 +60,16 @@ def run_service(
     host, port = sock.getsockname()[:2]
     app = build_service(settings, experiments, start_hooks=start_hooks)
     announce(f"tunewatch listening on http://{host}:{port}")
-    build_server(app, settings).run(sockets=[sock])
+    server = build_server(app, settings)
+    # uvicorn re-raises the signal that stopped it once it has shut down gracefully; with the default
+    # handlers that kills the process (-15) or raises KeyboardInterrupt. A stop we asked for is exit 0.
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stopped(signum: int, frame: object) -> None:
+    """The signal uvicorn re-raises after its graceful shutdown: nothing left to do."""

@@ -1,7 +1,8 @@
 """``/admin/*``: experiments, their stage and weights (admin key).
 
 Stage and weight changes act at once on this replica's routing table and on
-``tunewatch_arm_weight``.
+``tunewatch_arm_weight``, and are stored: the other replicas apply them within seconds
+(``rollout.state.sync``). Routes doing database work are plain ``def`` (FastAPI's threadpool).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from service.api.deps import Components, admin_key, components
 from service.config import Stage
 from service.errors import InvalidRequestError, NotFoundError
 from service.gateway.arms import ExperimentRoute
-from service.telemetry.metrics import ARM_WEIGHT
+from service.rollout.state import persist, publish_shares
 
-__all__ = ["publish_weights", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(admin_key)])
 
@@ -46,10 +47,12 @@ def describe(route: ExperimentRoute) -> dict[str, Any]:
     }
 
 
-def publish_weights(route: ExperimentRoute) -> None:
-    """Set ``tunewatch_arm_weight`` to the route's effective shares."""
-    for arm, share in route.shares.items():
-        ARM_WEIGHT.labels(route.name, arm).set(share)
+def _changed(comps: Components, route: ExperimentRoute) -> dict[str, Any]:
+    """Publish a change made here and store it for the other replicas (they poll it)."""
+    publish_shares(route.name, route.shares)
+    if comps.database is not None:
+        persist(comps.database, route.name, route.stage, route.weights)
+    return describe(route)
 
 
 def _route(comps: Components, name: str) -> ExperimentRoute:
@@ -72,9 +75,7 @@ def get_experiment(name: str, comps: Annotated[Components, Depends(components)])
 @router.post("/experiments/{name}/stage")
 def change_stage(name: str, body: StageChange, comps: Annotated[Components, Depends(components)]) -> dict[str, Any]:
     _route(comps, name)
-    route = comps.table.set_stage(name, body.stage)
-    publish_weights(route)
-    return describe(route)
+    return _changed(comps, comps.table.set_stage(name, body.stage))
 
 
 @router.put("/experiments/{name}/weights")
@@ -84,5 +85,4 @@ def change_weights(name: str, body: WeightsChange, comps: Annotated[Components, 
         route = comps.table.set_weights(name, body.weights)
     except ValueError as exc:
         raise InvalidRequestError(str(exc), param="weights") from None
-    publish_weights(route)
-    return describe(route)
+    return _changed(comps, route)

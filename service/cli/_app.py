@@ -19,7 +19,7 @@ app = typer.Typer(
 )
 
 #: command modules, imported for their side effect of registering on ``app``
-COMMAND_MODULES = ("service.cli.serve",)
+COMMAND_MODULES = ("service.cli.serve", "service.cli.data")
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -110,9 +110,9 @@ def simulate(
     Prints its address first. Faults: put #sim:429, #sim:500, #sim:timeout, #sim:reset or
     #sim:midstream-reset in the last user message, or POST /_sim/config.
     """
-    from service.simulator import SimConfig
-    from service.simulator import serve as serve_simulator
-
     if profile not in ("base", "fine_tuned", "judge"):
         raise fail(f"unknown profile {profile!r}: use base, fine_tuned or judge")
+    from service.simulator import SimConfig  # lazy: keeps `tunewatch --help` fast
+    from service.simulator import serve as serve_simulator
+
     serve_simulator(host, port, profile, SimConfig(seed=seed, time_scale=time_scale))

@@ -1,0 +1,5 @@
+"""``python -m service.cli`` is ``tunewatch``."""
+
+from service.cli import main
+
+main()

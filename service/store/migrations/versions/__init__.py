@@ -1,0 +1,1 @@
+"""Alembic revisions, one module each (``NNNN_slug.py``); alembic loads them by path."""
