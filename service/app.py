@@ -18,7 +18,8 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 
-from service.api import admin, feedback, health
+from service.api import admin, feedback, health, reports
+from service.api import alerts as alerts_api
 from service.api.deps import Components
 from service.config import ExperimentsFile, Settings, read_env
 from service.errors import ConfigError
@@ -97,6 +98,8 @@ def create_app(
     api.include_router(health.router)
     api.include_router(admin.router)
     api.include_router(feedback.router)
+    api.include_router(reports.router)
+    api.include_router(alerts_api.router)
     gateway = Gateway(
         fallback=api, table=table, upstreams=upstreams, client_keys=comps.client_keys, recorder=recorder,
         metrics=HOT_PATH, max_body_bytes=settings.max_body_bytes,

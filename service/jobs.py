@@ -37,6 +37,8 @@ class Job:
     run: Callable[[], Any]
     interval_s: float
     singleton: bool = False
+    #: releases what the job holds (thread pools, clients); called once when the scheduler stops
+    close: Callable[[], None] | None = None
 
 
 class JobRunner:
@@ -85,6 +87,9 @@ class JobRunner:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
+        for job in self.jobs.values():
+            if job.close is not None:
+                job.close()
 
     @contextmanager
     def _lock(self, job: Job) -> Iterator[bool]:

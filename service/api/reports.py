@@ -2,14 +2,14 @@
 
 A plain ``def`` route: FastAPI runs it in its threadpool, so the blocking SQL and the statistics
 never touch the event loop. Uses the live routing shares and stage of this replica's routing table,
-and the fine-tuning job's cost from ``Components.extras["job_cost_usd"]`` when the app sets it.
+and the fine-tuning job's cost from the experiment's ``fine_tuning_job_cost_usd``.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, Query
@@ -46,7 +46,6 @@ def experiment_report(
         raise InvalidRequestError("Reports need the database, and this service runs without one.")
     route = comps.table.get(name)
     weights: dict[str, float] | None = dict(route.shares) if route is not None else None
-    job_cost: Any = comps.extras.get("job_cost_usd")
     report = build_report(
         comps.database,
         comps.experiments,
@@ -54,7 +53,6 @@ def experiment_report(
         stage_override=route.stage.value if route is not None else None,
         since=since,
         weights=weights,
-        job_cost_usd=float(job_cost) if job_cost is not None else None,
     )
     if format is ReportFormat.HTML:
         return HTMLResponse(render_html(report))

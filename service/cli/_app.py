@@ -19,7 +19,9 @@ app = typer.Typer(
 )
 
 #: command modules, imported for their side effect of registering on ``app``
-COMMAND_MODULES = ("service.cli.serve", "service.cli.data")
+COMMAND_MODULES = (
+    "service.cli.serve", "service.cli.data", "service.cli.quality", "service.cli.report", "service.cli.drift",
+)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -34,11 +34,26 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]  # typeshed: StreamHandler[TextIO]
+    """Writes to whatever ``sys.stderr`` is at the time (a test runner swaps it)."""
+
+    @property  # type: ignore[override]  # a read-only view of sys.stderr
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        return None
+
+
 def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "apscheduler.executors.default", "httpx", "httpx2", "azure"):
+    for noisy in ("uvicorn.access", "apscheduler.executors.default", "httpx", "httpx2", "azure", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # "skipped: maximum number of running instances reached" is a job outlasting its interval: by
+    # design (max_instances=1, coalesce), and counted in tunewatch_job_runs_total, not worth a line
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)

@@ -91,7 +91,8 @@ def report(
         typer.Option(
             "--since",
             help="Only traffic since then: a duration (30m, 6h, 7d) or an ISO time, e.g. when the "
-            "current stage started. Default: all recorded traffic.",
+            "current stage started. Default: since the current stage started (stored by the admin API), "
+            "else all recorded traffic.",
             show_default=False,
         ),
     ] = None,
@@ -108,6 +109,13 @@ def report(
         str | None,
         typer.Option("--stage", help="Show this stage instead of the configured one.", show_default=False),
     ] = None,
+    all_data: Annotated[
+        bool,
+        typer.Option(
+            "--all-data",
+            help="Ignore the stored stage state: every recorded request, the stage and weights of --config.",
+        ),
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Compare the arms of an experiment: per-arm numbers, the improvement of the fine-tune on every
@@ -137,8 +145,10 @@ def report(
     if db.is_sqlite and db.url.database not in (None, "", ":memory:") and not Path(db.url.database).exists():
         raise fail(f"no database at {db.url.database}: run the service or `tunewatch migrate` first", 1)
     try:
-        built = build_report(db, experiments, experiment, stage_override=stage, now=now, since=since_at,
-                             job_cost_usd=job_cost)  # fmt: skip
+        built = build_report(
+            db, experiments, experiment, stage_override=stage, now=now, since=since_at,
+            job_cost_usd=job_cost, from_stage_start=not all_data,
+        )  # fmt: skip
     except NotFoundError as exc:
         raise fail(str(exc), 1) from None
     except SQLAlchemyError as exc:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import blake2b
 
-from service.config import ExperimentConfig, Stage
+from service.config import ExperimentConfig, Stage, effective_weights
 
 __all__ = ["ArmRoute", "ExperimentRoute", "RoutingTable", "effective_weights", "unit_position"]
 
@@ -25,24 +25,6 @@ def unit_position(salt: bytes, unit_id: str) -> float:
     """Where ``unit_id`` falls in [0, 1) for an experiment salted with ``salt``; stable everywhere."""
     digest = blake2b(unit_id.encode("utf-8", "surrogatepass"), digest_size=8, key=salt[:64]).digest()
     return int.from_bytes(digest, "big") / _SCALE
-
-
-def effective_weights(
-    stage: Stage, weights: Mapping[str, float], control: str, treatment: str, canary_weight: float
-) -> dict[str, float]:
-    """The share of traffic each arm gets at ``stage`` (sums to 1)."""
-    share = dict.fromkeys(weights, 0.0)
-    if stage in (Stage.SHADOW, Stage.ROLLED_BACK) or control == treatment:
-        share[control] = 1.0
-    elif stage is Stage.PROMOTED:
-        share[treatment] = 1.0
-    elif stage is Stage.CANARY:
-        share[control] = 1.0 - canary_weight
-        share[treatment] = canary_weight
-    else:
-        total = sum(weights.values())
-        share = {arm: w / total for arm, w in weights.items()}
-    return share
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +127,13 @@ class RoutingTable:
         route = ExperimentRoute.build(self._configs[name], stage=current.stage, weights=merged)
         self.routes[name] = route
         return route
+
+    def state(self, name: str) -> tuple[Stage, Mapping[str, float], Mapping[str, float]] | None:
+        """(stage, configured weights, effective shares) of ``name``; None when it is not served."""
+        route = self.routes.get(name)
+        return None if route is None else (route.stage, route.weights, route.shares)
+
+    def apply(self, name: str, stage: Stage, weights: Mapping[str, float]) -> Mapping[str, float]:
+        """Set both stage and weights (a stored state); returns the effective shares."""
+        self.set_weights(name, weights)
+        return self.set_stage(name, stage).shares

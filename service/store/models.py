@@ -24,6 +24,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -271,6 +272,8 @@ class ReferenceSet(Base):
     percentile: Mapped[float] = mapped_column(Float)
     backend: Mapped[str] = mapped_column(String(32))
     params: Mapped[str | None] = mapped_column(Text)  # JSON
+    #: the fitted, calibrated scorer (``drift.ood.Calibration.to_bytes()``: an npz, no pickle)
+    index_blob: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class ReferenceItem(Base):

@@ -1,4 +1,5 @@
-"""Experiment states: the stage and weights the admin API sets, shared by every replica.
+"""Experiment states (the stage and weights the admin API sets, shared by every replica) and the
+fitted out-of-domain scorer of each reference set.
 
 Revision ID: 0002_experiment_states
 Revises: 0001_initial
@@ -28,7 +29,11 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("experiment", name="pk_experiment_states"),
     )
+    with op.batch_alter_table("reference_sets") as batch:
+        batch.add_column(sa.Column("index_blob", sa.LargeBinary(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("reference_sets") as batch:
+        batch.drop_column("index_blob")
     op.drop_table("experiment_states")
