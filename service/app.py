@@ -9,6 +9,7 @@ period. Importing this module starts nothing.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -88,6 +89,11 @@ def create_app(
                 result = hook(comps, stack)
                 if hasattr(result, "__await__"):
                     await result
+            # Everything built so far lives as long as the process: move it out of the collector's
+            # sight, so a full collection walks only what requests allocate (the p99 otherwise carries
+            # tens of milliseconds of walking the imported libraries' objects).
+            gc.collect()
+            gc.freeze()
             log.info("service.started", extra={"experiments": sorted(table.routes)})
             yield
             log.info("service.stopping")

@@ -40,6 +40,7 @@ def build_server(app: ASGIApp, settings: Settings) -> uvicorn.Server:
         access_log=False,
         log_config=None,
         server_header=False,
+        proxy_headers=False,  # the client address is never used: skip uvicorn's middleware
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_s)),
         timeout_keep_alive=30,
         backlog=2048,

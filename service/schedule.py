@@ -6,8 +6,8 @@
 | ``scorer``: LLM-as-judge scoring of claimed samples | ``scorer_interval_s`` | every replica (rows claimed) |
 | ``ood``: out-of-domain scores of recorded queries | ``ood_interval_s`` | one replica |
 | ``detectors``: drift, quality, latency, feedback, SRM signals | ``detectors_interval_s`` | one replica |
-| ``alerts``: the state machine over the signals | 30 s | one replica |
-| ``webhooks``: due deliveries of the outbox | 10 s | one replica |
+| ``alerts``: the state machine over the signals | ``alerts_interval_s`` (30 s) | one replica |
+| ``webhooks``: due deliveries of the outbox | ``webhooks_interval_s`` (10 s) | one replica |
 | ``alerts_gauge``: ``tunewatch_alerts_firing`` from the stored states | 30 s | every replica |
 | ``retention``: purge old text and rows | 1 h | one replica |
 """
@@ -50,7 +50,7 @@ def build_jobs(
             interval_s=settings.detectors_interval_s, singleton=True),
         Job("retention", lambda: purge(database, settings.sample_retention_days, settings.request_retention_days),
             interval_s=3600.0, singleton=True),
-        *_alert_jobs(experiments, database),
+        *_alert_jobs(settings, experiments, database),
     ]
     quality = {e.name: e.quality for e in experiments.experiments if e.quality is not None}
     if quality:
@@ -59,7 +59,7 @@ def build_jobs(
     return jobs
 
 
-def _alert_jobs(experiments: ExperimentsFile, database: Database) -> list[Job]:
+def _alert_jobs(settings: Settings, experiments: ExperimentsFile, database: Database) -> list[Job]:
     cfg = experiments.alerts
     clock = SystemClock()
     machine = StateMachine(database, cfg, clock)
@@ -67,9 +67,9 @@ def _alert_jobs(experiments: ExperimentsFile, database: Database) -> list[Job]:
     http = build_http_client()
     return [
         Job("alerts", lambda: machine.evaluate(latest_evaluations(database, clock.now(), cfg.signal_max_age_s)),
-            interval_s=30.0, singleton=True),
+            interval_s=settings.alerts_interval_s, singleton=True),
         Job("webhooks", lambda: deliver_due(database, receivers, http, clock, policy=cfg.delivery),
-            interval_s=10.0, singleton=True, close=http.close),
+            interval_s=settings.webhooks_interval_s, singleton=True, close=http.close),
         Job("alerts_gauge", machine.refresh_gauge, interval_s=30.0),
     ]
 

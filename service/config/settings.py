@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     scorer_interval_s: float = Field(5.0, gt=0)
     detectors_interval_s: float = Field(60.0, gt=0)
     ood_interval_s: float = Field(10.0, gt=0)
+    alerts_interval_s: float = Field(30.0, gt=0)
+    webhooks_interval_s: float = Field(10.0, gt=0)
     log_level: str = "INFO"
 
     @field_validator("api_keys", mode="before")

@@ -1,8 +1,8 @@
 """One chat completion forwarded: upstream call, bytes streamed back, metrics, record.
 
 The upstream request is opened inside :func:`forward`, so a cancel (the client hung up) closes it.
-A watcher on ``receive()`` notices the hang-up while we wait on the upstream and cancels this
-task; the cancel is ours, so it is noted (``client_disconnected``) and not re-raised into the
+A watcher on ``receive()``, started once a request has run for 0.2 s, notices the hang-up while we
+wait on the upstream and cancels this task; the cancel is ours, so it is noted (``client_disconnected``) and not re-raised into the
 server. The outcome lives in locals and is recorded in ``finally`` with the synchronous
 ``recorder.put_nowait``, which cannot be cancelled half-way.
 """
@@ -36,6 +36,9 @@ Send = Callable[[Message], Awaitable[None]]
 _PASSED = frozenset(h.encode() for h in PASSED_HEADERS)
 _SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
 _END = {"type": "http.response.body", "body": b"", "more_body": False}
+#: a request still running after this long starts watching for the client's hang-up; watching every
+#: request from its first microsecond costs a task each, and the quick ones finish before it matters
+_WATCH_AFTER_S = 0.2
 
 
 @dataclass(slots=True)
@@ -61,7 +64,7 @@ class Exchange:
 class _Outcome:
     """What happened, filled in as it happens, read once in ``finally``."""
 
-    __slots__ = ("closing", "disconnected", "error_kind", "logprob", "outcome", "status", "text", "ttft", "upstream_s", "usage", "watcher")
+    __slots__ = ("closing", "disconnected", "error_kind", "logprob", "outcome", "status", "text", "ttft", "upstream_s", "usage", "watch_handle", "watcher")
 
     def __init__(self) -> None:
         self.status = 0
@@ -75,6 +78,7 @@ class _Outcome:
         self.disconnected = False
         self.closing = False
         self.watcher: asyncio.Future[Message] | None = None
+        self.watch_handle: asyncio.TimerHandle | None = None
 
 
 async def _discard(message: Message) -> None:
@@ -85,7 +89,8 @@ async def forward(ex: Exchange, receive: Receive | None, send: Send | None, reco
     """Forward ``ex`` to its upstream and stream the answer to ``send`` (None: a shadow copy)."""
     out = _Outcome()
     if receive is not None:
-        out.watcher = _watch_disconnect(receive, out)
+        task = asyncio.current_task()
+        out.watch_handle = asyncio.get_running_loop().call_later(_WATCH_AFTER_S, _watch_disconnect, receive, out, task)
     try:
         await _exchange(ex, send or _discard, out)
     except asyncio.CancelledError:
@@ -101,8 +106,10 @@ async def forward(ex: Exchange, receive: Receive | None, send: Send | None, reco
         _finish(ex, out, recorder)
 
 
-def _watch_disconnect(receive: Receive, out: _Outcome) -> asyncio.Future[Message]:
-    task = asyncio.current_task()
+def _watch_disconnect(receive: Receive, out: _Outcome, task: asyncio.Task[Any] | None) -> None:
+    """Start listening for the client's hang-up (a request still running after ``_WATCH_AFTER_S``)."""
+    if out.closing:
+        return
     watcher = asyncio.ensure_future(receive())
 
     def on_message(fut: asyncio.Future[Message]) -> None:
@@ -113,7 +120,7 @@ def _watch_disconnect(receive: Receive, out: _Outcome) -> asyncio.Future[Message
             task.cancel()
 
     watcher.add_done_callback(on_message)
-    return watcher
+    out.watcher = watcher
 
 
 def _headers(ex: Exchange, resp: aiohttp.ClientResponse | None) -> list[tuple[bytes, bytes]]:
@@ -177,21 +184,26 @@ async def _stream(ex: Exchange, resp: aiohttp.ClientResponse, send: Send, out: _
     out.status = 200
     await send({"type": "http.response.start", "status": 200, "headers": [*_headers(ex, resp), *_SSE_HEADERS]})
     insp = StreamInspector(strip_usage=add_usage, keep_text=ex.sampled)
+    content = resp.content
+    pending = b""
     try:
-        async for chunk in resp.content.iter_any():
+        while chunk := await content.readany():
             data = insp.feed(chunk)
             if out.ttft is None and insp.first_content:
                 out.ttft = time.perf_counter() - ex.t0
+            if content.is_eof():
+                pending = data  # the whole rest has arrived: it goes out with the last send
+                break
             if data:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
-        tail = insp.finish()
+        tail = pending + insp.finish()
         if not insp.done and insp.error is None:
             raise UpstreamProtocolError(f"upstream {ex.upstream.name!r} ended the stream without [DONE].")
     except (aiohttp.ClientError, asyncio.TimeoutError, UpstreamProtocolError) as exc:
         err = exc if isinstance(exc, TunewatchError) else (
             transport_error(ex.upstream.name, exc) or UpstreamProtocolError(str(exc)))
         out.outcome, out.error_kind = "upstream_error", err.code
-        tail = error_event(err.message, err.type, err.code)
+        tail = pending + error_event(err.message, err.type, err.code)
     out.upstream_s = time.perf_counter() - t_up
     out.usage, out.text = insp.usage, insp.text
     if insp.logprobs:
@@ -231,6 +243,8 @@ def _read_completion(payload: bytes, out: _Outcome, keep_text: bool) -> None:
 def _stop(out: _Outcome) -> None:
     """Before the last send: once the response is complete, ``receive()`` reports a disconnect."""
     out.closing = True
+    if out.watch_handle is not None:
+        out.watch_handle.cancel()
     if out.watcher is not None:
         out.watcher.cancel()
 

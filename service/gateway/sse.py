@@ -20,7 +20,8 @@ __all__ = ["StreamInspector", "error_event"]
 
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 # a delta that carries text or tool-call arguments: the first token has arrived
-_NEEDS_READING = re.compile(rb'"usage"\s*:\s*\{|"error"\s*:')
+_USAGE_VALUE = re.compile(rb'"usage"\s*:\s*\{')
+_ERROR = re.compile(rb'"error"\s*:')
 _CONTENT = re.compile(rb'"(?:content|arguments|refusal|reasoning_content)"\s*:\s*"(?!")')
 _DATA_PREFIX = re.compile(rb"^data:\s?", re.MULTILINE)
 
@@ -28,10 +29,12 @@ _DATA_PREFIX = re.compile(rb"^data:\s?", re.MULTILINE)
 class StreamInspector:
     """Frames an SSE byte stream into events and watches what the proxy must know."""
 
-    __slots__ = ("_buf", "_strip_usage", "_texts", "first_content", "usage", "error", "done", "logprobs")
+    __slots__ = ("_buf", "_sep", "_strip_usage", "_texts", "done", "error", "first_content", "logprobs", "usage")
 
     def __init__(self, *, strip_usage: bool, keep_text: bool) -> None:
         self._buf = b""
+        #: the blank line ending this stream's events, learnt from its first event (servers keep one)
+        self._sep: bytes | None = None
         self._strip_usage = strip_usage
         self._texts: list[str] | None = [] if keep_text else None
         self.first_content = False
@@ -43,43 +46,68 @@ class StreamInspector:
     def feed(self, chunk: bytes) -> bytes:
         """The complete events of ``held + chunk`` to forward; holds back an incomplete tail."""
         data = self._buf + chunk if self._buf else chunk
-        cut = _last_event_end(data)
-        if cut < len(data):
-            self._buf = data[cut:]
-            data = data[:cut]
+        sep = self._sep
+        if sep is None:
+            first = _EVENT_END.search(data)
+            if first is None:
+                self._buf = data
+                return b""
+            sep = self._sep = first.group()
+        found = data.rfind(sep)
+        complete = found + len(sep) if found >= 0 else 0
+        if complete < len(data):
+            self._buf = data[complete:]
+            data = data[:complete]
         else:
             self._buf = b""
         if not data:
             return data
         if not self.first_content and _CONTENT.search(data):
             self.first_content = True
-        if self._texts is None:
-            if b"data: [DONE]" in data:
-                self.done = True
-            if b'"usage"' not in data and b'"error"' not in data:
-                return data  # fast path: nothing in these events needs reading
-            return self._targeted(data)
-        return self._events(data)
-
-    def _targeted(self, data: bytes) -> bytes:
-        """Read only the events that carry a usage object or an error (the text is not kept)."""
+        if self._texts is not None:
+            return self._events(data)
+        # Not sampled: read only what must be read, without scanning the whole chunk. [DONE] and an
+        # error event end a stream, and the usage chunk comes last, so all of them sit at the tail.
+        if b"[DONE]" in data[-16:]:
+            self.done = True
         cut: tuple[int, int] | None = None
-        for m in _NEEDS_READING.finditer(data):
-            start = _event_start(data, m.start())
-            end_match = _EVENT_END.search(data, m.end())
-            end = end_match.end() if end_match else len(data)
+        pos = len(data)
+        while (pos := data.rfind(b'"usage"', 0, pos)) >= 0:
+            if _USAGE_VALUE.match(data, pos) is None:
+                continue  # "usage": null, as OpenAI sends in every chunk when usage is on
+            start, end = self._bounds(data, pos)
             if not self._inspect(data[start:end]):
                 cut = (start, end)
+            break  # usage is cumulative: the last one is the total
+        # the last two events (an error may be followed by [DONE])
+        last = data.rfind(sep, 0, max(0, len(data) - len(sep)))
+        tail = data.rfind(sep, 0, max(0, last)) if last > 0 else -1
+        tail_start = tail + len(sep) if tail >= 0 else 0
+        if b'"error"' in data[tail_start:]:
+            for event_start in {tail_start, last + len(sep) if last >= 0 else 0}:
+                start, end = self._bounds(data, event_start)
+                self._inspect(data[start:end])
         if cut is None:
             return data
         return data[: cut[0]] + data[cut[1] :]
 
+    def _bounds(self, data: bytes, pos: int) -> tuple[int, int]:
+        """(start, end) of the complete event of ``data`` holding offset ``pos``."""
+        sep = self._sep
+        assert sep is not None
+        before = data.rfind(sep, 0, pos)
+        after = data.find(sep, pos)
+        return (before + len(sep) if before >= 0 else 0), (after + len(sep) if after >= 0 else len(data))
+
     def _events(self, data: bytes) -> bytes:
         """Inspect event by event; drop the ones ``_inspect`` refuses."""
+        sep = self._sep
+        assert sep is not None
+        width = len(sep)
         start, pos = 0, 0
         kept: list[bytes] = []
-        for m in _EVENT_END.finditer(data):
-            end = m.end()
+        while (end := data.find(sep, start)) >= 0:
+            end += width
             if not self._inspect(data[start:end]):
                 kept.append(data[pos:start])
                 pos = end
@@ -143,31 +171,12 @@ class StreamInspector:
                                      and isinstance(t.get("logprob"), int | float))
 
 
-def _last_event_end(data: bytes) -> int:
-    """The offset just past the last complete event in ``data`` (0 when there is none)."""
-    cut = data.rfind(b"\n\n")
-    cut = cut + 2 if cut >= 0 else 0
-    crlf = data.rfind(b"\r\n\r\n")
-    if crlf >= 0 and crlf + 4 > cut:
-        cut = crlf + 4
-    cr = data.rfind(b"\r\r")
-    if cr >= 0 and cr + 2 > cut:
-        cut = cr + 2
-    return cut
-
-
-def _event_start(data: bytes, pos: int) -> int:
-    """The offset where the event holding ``pos`` begins."""
-    start = 0
-    for sep in (b"\n\n", b"\r\n\r\n", b"\r\r"):
-        found = data.rfind(sep, 0, pos)
-        if found >= 0 and found + len(sep) > start:
-            start = found + len(sep)
-    return start
-
-
 def _payload(event: bytes) -> bytes | None:
     """The joined ``data:`` lines of one event, or None when it has none (a comment, a ping)."""
+    if event.startswith(b"data: "):  # the usual one-line event: no splitting
+        body = event[6:].rstrip(b"\r\n")
+        if b"\n" not in body and b"\r" not in body:
+            return body.strip()
     lines = [ln for ln in event.splitlines() if ln.startswith(b"data:")]
     if not lines:
         return None

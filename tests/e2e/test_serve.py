@@ -63,6 +63,21 @@ def test_every_request_is_recorded_after_a_graceful_stop(served: tuple[Child, Pa
         else:
             list(client.chat.completions.create(model="demo", messages=messages, user=f"u{i}", stream=True))  # type: ignore[arg-type]
         sent += 1
+    # feedback on the request just served (it may still sit in the recorder's queue)
+    raw = c.chat.completions.with_raw_response.create(model="demo", messages=messages, user="fb")  # type: ignore[arg-type]
+    sent += 1
+    auth = {"Authorization": f"Bearer {KEY}"}
+    fb = httpx.post(child.url + "/v1/feedback", headers=auth,
+                    json={"request_id": raw.headers["x-request-id"], "thumbs": "down", "comment": "too long"})
+    assert fb.status_code == 201 and fb.json()["sentiment"] == "negative"
+    assert fb.json()["arm"] == raw.headers["x-tunewatch-arm"]
+    unknown = httpx.post(child.url + "/v1/feedback", headers=auth, json={"request_id": "tw-nope", "score": 4})
+    assert unknown.status_code == 404 and "tw-nope" in unknown.json()["error"]["message"]
+    bad = httpx.post(child.url + "/v1/feedback", headers=auth, json={"request_id": "tw-nope", "score": 9})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "score"
+    assert httpx.post(child.url + "/v1/feedback", json={"request_id": "x", "score": 3}).status_code == 401
+    metrics = httpx.get(child.url + "/metrics").text
+    assert 'tunewatch_feedback_total{arm="' + raw.headers["x-tunewatch-arm"] + '",experiment="demo",sentiment="negative"} 1.0' in metrics
     c.close()
     az.close()
     assert httpx.get(child.url + "/readyz").status_code == 200
@@ -70,6 +85,7 @@ def test_every_request_is_recorded_after_a_graceful_stop(served: tuple[Child, Pa
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM requests").fetchone()[0] == sent
         assert conn.execute("SELECT count(*) FROM requests WHERE status = 200").fetchone()[0] == sent
+        assert conn.execute("SELECT thumbs, comment FROM feedback").fetchall() == [("down", "too long")]
         dump = "\n".join(conn.iterdump())
     assert CANARY_USER not in dump and KEY not in dump and "sk-upstream-secret-42" not in dump
     assert "sk-upstream-secret-42" not in child.text

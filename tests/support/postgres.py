@@ -107,6 +107,21 @@ class PostgresCluster:
             raise RuntimeError(f"pg_dump failed ({done.returncode}): {done.stderr.strip()}")
         return done.stdout
 
+    def halt(self) -> None:
+        """Stop the server (``fast``: clients are cut off, committed data stays): an outage until
+        :meth:`restart`. Not ``immediate``: with ``synchronous_commit=off`` a crash may lose the last
+        commits, which is the test cluster's speed trade, not the service's behaviour."""
+        _run(self.os_user, [str(self.bin_dir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "fast",
+                            "-w", "-t", "30", "stop"], cwd=self.root)
+
+    def restart(self) -> None:
+        """Start the halted server again on the same port."""
+        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root / 'socket'} -c max_connections=50 "
+                   "-c shared_buffers=32MB -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        _run(self.os_user, [str(self.bin_dir / "pg_ctl"), "-D", str(self.root / "data"), "-l",
+                            str(self.root / "server.log"), "-o", options, "-w", "-t", str(_START_TIMEOUT_S),
+                            "start"], cwd=self.root)
+
     def stop(self) -> None:
         _run(self.os_user, [str(self.bin_dir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate",
                             "-w", "-t", "30", "stop"], cwd=self.root, check=False)

@@ -56,7 +56,7 @@ def demo_experiments(base_url: str, ft_url: str, **experiment: Any) -> Experimen
     })
 
 
-def test_settings(**overrides: Any) -> Settings:
+def settings_for_tests(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"api_keys": CLIENT_KEY, "admin_key": ADMIN_KEY, "scheduler_enabled": False,
                               "shutdown_grace_s": 5.0}
     values.update(overrides)
@@ -82,6 +82,6 @@ def running(app: Gateway, settings: Settings) -> Iterator[RunningProxy]:
 
 @contextmanager
 def proxy(experiments: ExperimentsFile, settings: Settings | None = None, **kwargs: Any) -> Iterator[RunningProxy]:
-    settings = settings or test_settings()
+    settings = settings or settings_for_tests()
     with running(create_app(settings, experiments, **kwargs), settings) as running_proxy:
         yield running_proxy

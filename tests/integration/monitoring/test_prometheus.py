@@ -41,13 +41,19 @@ def free_port() -> int:
         return port
 
 
-def rewritten_config(target: str, directory: Path) -> Path:
+def rewritten_config(target: str, directory: Path, alertmanager: str | None = None) -> Path:
+    """The repo's config scraping only ``target`` every 1s, ``for:`` shortened to 2s, written to
+    ``directory``; alerts go to ``alertmanager`` (``host:port``) if given, else nowhere."""
     config = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text(encoding="utf-8"))
     config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
     (tunewatch,) = [job for job in config["scrape_configs"] if job["job_name"] == "tunewatch"]
     tunewatch["static_configs"] = [{"targets": [target]}]
     config["scrape_configs"] = [tunewatch]
-    config.pop("alerting")
+    if alertmanager is None:
+        config.pop("alerting")
+    else:
+        (manager,) = config["alerting"]["alertmanagers"]
+        manager["static_configs"] = [{"targets": [alertmanager]}]
     (directory / "rules").mkdir()
     for rule_file in config["rule_files"]:
         text = (ROOT / "prometheus" / rule_file).read_text(encoding="utf-8")
