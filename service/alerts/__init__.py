@@ -14,14 +14,6 @@ This module only re-exports.
 from __future__ import annotations
 
 from service.alerts.clock import Clock, SystemClock
-from service.alerts.config import (
-    AlertRule,
-    AlertsConfig,
-    DeliveryPolicy,
-    ReceiverConfig,
-    ReceiverKind,
-    Severity,
-)
 from service.alerts.outbox import Delivery, list_deliveries
 from service.alerts.sender import DeliveryRun, Receiver, build_http_client, deliver_due, resolve_receivers
 from service.alerts.signals import latest_evaluations
@@ -30,18 +22,12 @@ from service.alerts.state import AlertInstance, Evaluation, EvaluationRun, State
 
 __all__ = [
     "AlertInstance",
-    "AlertRule",
-    "AlertsConfig",
     "Clock",
     "Delivery",
-    "DeliveryPolicy",
     "DeliveryRun",
     "Evaluation",
     "EvaluationRun",
     "Receiver",
-    "ReceiverConfig",
-    "ReceiverKind",
-    "Severity",
     "StateMachine",
     "SystemClock",
     "build_http_client",

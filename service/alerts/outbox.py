@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, insert, or_, select, update
 
-from service.alerts.config import ReceiverConfig
+from service.config import ReceiverConfig
 from service.store.db import Database
 from service.store.models import DeliveryState, WebhookDelivery
 

@@ -30,9 +30,8 @@ import orjson
 
 from service.alerts import outbox, payloads
 from service.alerts.clock import Clock
-from service.alerts.config import PAGERDUTY_EVENTS_URL, AlertsConfig, DeliveryPolicy, ReceiverKind
 from service.alerts.signing import signature_headers
-from service.config import read_env
+from service.config import PAGERDUTY_EVENTS_URL, AlertsConfig, DeliveryPolicy, ReceiverKind, read_env
 from service.errors import ConfigError
 from service.store.db import Database
 from service.telemetry.metrics import WEBHOOK_DELIVERIES

@@ -31,7 +31,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from service.alerts import outbox, payloads
 from service.alerts.clock import Clock
-from service.alerts.config import AlertRule, AlertsConfig
+from service.config import AlertRule, AlertsConfig
 from service.store.db import Database
 from service.store.models import AlertState, AlertStateRow
 from service.telemetry.metrics import ALERTS_FIRING

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.alerts import outbox, payloads
-from service.alerts.config import AlertsConfig
+from service.config import AlertsConfig
 from service.alerts.state import list_alerts
 from service.api.deps import Components, admin_key, components
 from service.errors import InvalidRequestError

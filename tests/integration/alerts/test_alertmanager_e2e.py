@@ -28,10 +28,10 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from service.alerts import outbox
-from service.alerts.config import AlertsConfig, ReceiverConfig, ReceiverKind
 from service.alerts.sender import Receiver, deliver_due
 from service.api import alerts as alerts_api
 from service.api.deps import Components
+from service.config import AlertsConfig, ReceiverConfig, ReceiverKind
 from service.gateway.auth import KeyChecker
 from service.gateway.errors import install_handlers
 from service.store.db import Database

@@ -13,11 +13,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from service.alerts.config import AlertRule, AlertsConfig, ReceiverConfig, ReceiverKind, Severity
 from service.alerts.sender import Receiver, deliver_due
 from service.alerts.state import Evaluation, StateMachine
 from service.api import alerts as alerts_api
 from service.api.deps import Components
+from service.config import AlertRule, AlertsConfig, ReceiverConfig, ReceiverKind, Severity
 from service.gateway.auth import KeyChecker
 from service.gateway.errors import install_handlers
 from service.store.db import Database

@@ -14,7 +14,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from service.alerts import outbox, payloads
-from service.alerts.config import (
+from service.alerts.sender import DELIVERY_HEADER, Receiver, deliver_due, resolve_receivers
+from service.alerts.state import Evaluation, StateMachine
+from service.config import (
     AlertRule,
     AlertsConfig,
     DeliveryPolicy,
@@ -22,8 +24,6 @@ from service.alerts.config import (
     ReceiverKind,
     Severity,
 )
-from service.alerts.sender import DELIVERY_HEADER, Receiver, deliver_due, resolve_receivers
-from service.alerts.state import Evaluation, StateMachine
 from service.store.db import Database
 from tests.integration.alerts.conftest import SECRET, FakeClock, Hook
 

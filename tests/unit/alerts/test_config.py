@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from service.alerts.config import (
+from service.alerts.sender import backoff_s, resolve_receivers
+from service.config import (
     AlertRule,
     AlertsConfig,
     DeliveryPolicy,
@@ -17,7 +18,6 @@ from service.alerts.config import (
     ReceiverKind,
     Severity,
 )
-from service.alerts.sender import backoff_s, resolve_receivers
 from service.errors import ConfigError
 
 

@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from service.alerts import payloads
-from service.alerts.config import ReceiverKind
 from service.alerts.sender import Receiver, render
+from service.config import ReceiverKind
 
 STARTED = datetime(2026, 11, 24, 11, 58, 7, 123_000, tzinfo=UTC)
 GENERIC_KEYS = {

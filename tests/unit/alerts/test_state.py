@@ -9,10 +9,10 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
-from service.alerts.config import AlertRule, AlertsConfig, ReceiverConfig, Severity
 from service.alerts.outbox import Delivery, list_deliveries
 from service.alerts.signals import latest_evaluations
 from service.alerts.state import Evaluation, StateMachine, list_alerts
+from service.config import AlertRule, AlertsConfig, ReceiverConfig, Severity
 from service.drift.detectors import DetectorResult
 from service.store.db import Database
 from service.store.models import Signal
