@@ -127,7 +127,8 @@ def build_service(
     elif not migrate.is_up_to_date(settings.database_url):
         raise ConfigError("the database schema is not at the current revision: run `tunewatch migrate` "
                           "(or set TUNEWATCH_AUTO_MIGRATE=true)")
-    sink = RequestSink(database, unit_hash_key(settings))
+    sink = RequestSink(database, unit_hash_key(settings),
+                       redact=[e.name for e in experiments.experiments if e.redact])
     table = RoutingTable(experiments.experiments)
     hooks = list(start_hooks or ())
     if settings.scheduler_enabled:

@@ -49,7 +49,7 @@ def demo_experiments(base_url: str, fine_tuned_url: str, judge_url: str) -> Expe
         },
         "experiments": [{
             "name": "demo", "stage": "ab", "salt": "demo", "sample_rate": 0.2, "sticky_header": "x-session-id",
-            "fine_tuning_job_cost_usd": 300.0,
+            "fine_tuning_job_cost_usd": 300.0, "redact": True,
             "quality": {
                 "judge": {"kind": "openai", "base_url": f"{judge_url}/v1", "model": "gpt-4o"},
                 "thresholds": {"relevance": 3.5, "coherence": 3.5, "fluency": 3.5, "tone": 3.5},

@@ -33,6 +33,8 @@ class ExperimentConfig(_Strict):
     canary_weight: float = Field(0.05, ge=0, le=1)
     #: LLM-as-judge scoring of the sampled requests; None: not scored
     quality: QualityConfig | None = None
+    #: replace emails, phone, card and account numbers in stored text (sampled messages, answers, queries)
+    redact: bool = False
     #: what the fine-tuning job cost, for the report's payback time
     fine_tuning_job_cost_usd: float | None = Field(None, ge=0)
 

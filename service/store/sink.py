@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from service.store.db import Database
 from service.store.models import Request, Sample, SampleState
+from service.store.redact import redact_messages, redact_text
 
 if TYPE_CHECKING:
     from service.telemetry.recorder import Record
@@ -64,11 +65,13 @@ class RequestSink:
     key raises ``ValueError``.
     """
 
-    def __init__(self, db: Database, unit_hash_key: bytes) -> None:
+    def __init__(self, db: Database, unit_hash_key: bytes, *, redact: Collection[str] = ()) -> None:
         if not unit_hash_key:
             raise ValueError("unit_hash_key must not be empty: raw unit ids would be one hash away")
         self._db = db
         self._key = unit_hash_key
+        #: experiments whose stored text has personal data redacted first (``store/redact.py``)
+        self._redact = frozenset(redact)
         requests_table: Table = Request.__table__  # type: ignore[assignment]  # a declarative Table
         samples_table: Table = Sample.__table__  # type: ignore[assignment]  # a declarative Table
         self._insert_requests = _insert_ignore(db, requests_table)
@@ -117,7 +120,8 @@ class RequestSink:
         sample_rows: list[Row] = []
         for r in records:
             created_at = datetime.fromtimestamp(r.started_at, UTC)
-            query = clean(r.query)
+            redacting = r.experiment in self._redact
+            query = clean(redact_text(r.query) if redacting else r.query)
             request_rows.append({
                 "id": r.request_id,
                 "created_at": created_at,
@@ -148,10 +152,10 @@ class RequestSink:
                     "created_at": created_at,
                     "experiment": r.experiment,
                     "arm": r.arm,
-                    "messages": _json(r.messages),
+                    "messages": _json(redact_messages(r.messages) if redacting else r.messages),
                     "query": query,
-                    "response_text": clean(r.response_text),
-                    "context": clean(r.context),
+                    "response_text": clean(redact_text(r.response_text) if redacting else r.response_text),
+                    "context": clean(redact_text(r.context) if redacting else r.context),
                     "state": SampleState.PENDING.value,
                     "attempts": 0,
                 })
