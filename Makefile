@@ -36,11 +36,13 @@ system-deps-bench:
 
 lint: $(STAMP)
 	$(BIN)/lint-imports
-	$(BIN)/ruff check service tests
+	$(BIN)/ruff check service tests grafana bench
 	$(BIN)/mypy
 
 test: $(STAMP) system-deps-test
 	$(BIN)/lint-imports
+	$(BIN)/ruff check service tests grafana bench
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 bench: $(STAMP) system-deps-bench

@@ -24,17 +24,17 @@ from service.api import alerts as alerts_api
 from service.api.deps import Components
 from service.config import ExperimentsFile, Settings, read_env
 from service.errors import ConfigError
-from service.jobs import JobRunner
-from service.schedule import build_jobs
-from service.rollout.state import publish_shares, sync
-from service.store import migrate
-from service.store.db import Database
-from service.store.sink import RequestSink
 from service.gateway.arms import RoutingTable
 from service.gateway.auth import KeyChecker
 from service.gateway.errors import install_handlers
 from service.gateway.proxy import Gateway
 from service.gateway.upstream import Upstream
+from service.jobs import JobRunner
+from service.rollout.state import publish_shares, sync
+from service.schedule import build_jobs
+from service.store import migrate
+from service.store.db import Database
+from service.store.sink import RequestSink
 from service.telemetry.metrics import HOT_PATH
 from service.telemetry.recorder import BatchSink, Recorder
 

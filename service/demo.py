@@ -23,9 +23,9 @@ from pydantic import SecretStr
 
 from service.api.deps import Components
 from service.config import ExperimentsFile, Settings, parse_experiments
-from service.runner import bind, run_service
 from service.drift.commands import import_reference
 from service.drift.references import load_references, store_reference
+from service.runner import bind, run_service
 from service.simulator import SimConfig, demo_queries, demo_reference_path, start_in_thread
 from service.store.db import Database
 

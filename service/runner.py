@@ -33,7 +33,7 @@ def bind(host: str, port: int) -> socket.socket:
 def build_server(app: ASGIApp, settings: Settings) -> uvicorn.Server:
     """A uvicorn server for ``app``: no access log, graceful shutdown bounded by the grace period."""
     config = uvicorn.Config(
-        app,  # type: ignore[arg-type]  # a plain ASGI 3 callable
+        app,  # a plain ASGI 3 callable
         loop="uvloop",
         http="httptools",
         lifespan="on",

@@ -19,9 +19,9 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.alerts import outbox, payloads
-from service.config import AlertsConfig
 from service.alerts.state import list_alerts
 from service.api.deps import Components, admin_key, components
+from service.config import AlertsConfig
 from service.errors import InvalidRequestError
 from service.store.db import Database
 from service.store.models import AlertState, DeliveryState

@@ -37,7 +37,7 @@ class JsonFormatter(logging.Formatter):
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]  # typeshed: StreamHandler[TextIO]
     """Writes to whatever ``sys.stderr`` is at the time (a test runner swaps it)."""
 
-    @property  # type: ignore[override]  # a read-only view of sys.stderr
+    @property  # a read-only view of sys.stderr
     def stream(self) -> Any:
         return sys.stderr
 

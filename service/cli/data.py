@@ -41,5 +41,6 @@ def migrate(
     except ConfigError as exc:
         raise fail(str(exc)) from None
     except SQLAlchemyError as exc:
-        raise fail(f"the database refused the migration: {exc.__class__.__name__}: {getattr(exc, 'orig', None) or exc}", 1) from None
+        reason = getattr(exc, "orig", None) or exc
+        raise fail(f"the database refused the migration: {exc.__class__.__name__}: {reason}", 1) from None
     typer.echo(f"database at revision {after or '(empty)'} (was {before or '(empty)'})")

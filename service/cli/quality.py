@@ -73,9 +73,12 @@ def evaluate(
     Sends each conversation of the dataset to both arms' upstreams, scores both with the same
     evaluators, and prints metric, base, fine-tuned and improvement with a 95% interval for
     relevance, coherence, fluency, tone, cost per request and p95 latency. Exits 1 when the
-    fine-tune is worse than --margin, so a pipeline can gate a deployment on it.
+    fine-tune is worse than --margin, so a pipeline can gate a deployment on it. The run and every
+    judgement behind it are stored in TUNEWATCH_DATABASE_URL (eval_runs, eval_scores).
     """
     from service.quality.offline import DatasetError, eval_command  # lazy: the judge library is slow
+    from service.store import migrate
+    from service.store.db import Database
 
     if fmt not in ("table", "json"):
         raise fail(f"--format must be table or json, not {fmt!r}")
@@ -88,7 +91,10 @@ def evaluate(
     if exp.quality is None:
         raise fail(f"experiment {experiment!r} has no `quality` section (judge, evaluators)")
     try:
-        code = eval_command(experiments, experiment, exp.quality, dataset, fmt=fmt, margin=margin, limit=limit)
+        migrate.upgrade(settings.database_url)  # the run and its judgements are kept (eval_runs)
+        database = Database(settings.database_url)
+        code = eval_command(experiments, experiment, exp.quality, dataset, fmt=fmt, margin=margin, limit=limit,
+                            database=database)
     except (DatasetError, ValueError) as exc:
         raise fail(str(exc)) from None
     raise typer.Exit(code)

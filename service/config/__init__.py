@@ -53,8 +53,8 @@ __all__ = [
     "Timeouts",
     "UpstreamConfig",
     "UpstreamKind",
-    "load_experiments",
     "effective_weights",
+    "load_experiments",
     "parse_experiments",
     "read_env",
 ]

@@ -86,7 +86,8 @@ class ExperimentsFile(_Strict):
 
 def _secret_hint(loc: tuple[Any, ...], msg: str) -> str:
     if loc and loc[-1] in {"api_key", "key", "password", "token"}:
-        return "secrets are never read from the file: put the key in an environment variable and name it with `api_key_env`"
+        return ("secrets are never read from the file: put the key in an environment variable "
+                "and name it with `api_key_env`")
     return msg
 
 

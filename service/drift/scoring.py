@@ -65,7 +65,7 @@ class OodScorer:
             params = [({"rid": row.id, "score": float(s), "flag": bool(f)}, bool(row.sampled))
                       for row, s, f in zip(rows, scores, flags, strict=True)]
             for keep in (True, False):
-                stmt = (update(Request.__table__).where(r.id == bindparam("rid"))
+                stmt = (update(Request).where(r.id == bindparam("rid"))
                         .values(ood_score=bindparam("score"), out_of_domain=bindparam("flag")))
                 if not keep:
                     stmt = stmt.values(query=None)  # not sampled: only the score and flag stay

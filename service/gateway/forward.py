@@ -2,9 +2,10 @@
 
 The upstream request is opened inside :func:`forward`, so a cancel (the client hung up) closes it.
 A watcher on ``receive()``, started once a request has run for 0.2 s, notices the hang-up while we
-wait on the upstream and cancels this task; the cancel is ours, so it is noted (``client_disconnected``) and not re-raised into the
-server. The outcome lives in locals and is recorded in ``finally`` with the synchronous
-``recorder.put_nowait``, which cannot be cancelled half-way.
+wait on the upstream and cancels this task; the cancel is ours, so it is noted
+(``client_disconnected``) and not re-raised into the server. The outcome lives in locals and is
+recorded in ``finally`` with the synchronous ``recorder.put_nowait``, which cannot be cancelled
+half-way.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class Exchange:
 class _Outcome:
     """What happened, filled in as it happens, read once in ``finally``."""
 
-    __slots__ = ("closing", "disconnected", "error_kind", "logprob", "outcome", "status", "text", "ttft", "upstream_s", "usage", "watch_handle", "watcher")
+    __slots__ = ("closing", "disconnected", "error_kind", "logprob", "outcome", "status", "text", "ttft",
+                 "upstream_s", "usage", "watch_handle", "watcher")
 
     def __init__(self) -> None:
         self.status = 0
@@ -90,7 +92,8 @@ async def forward(ex: Exchange, receive: Receive | None, send: Send | None, reco
     out = _Outcome()
     if receive is not None:
         task = asyncio.current_task()
-        out.watch_handle = asyncio.get_running_loop().call_later(_WATCH_AFTER_S, _watch_disconnect, receive, out, task)
+        loop = asyncio.get_running_loop()
+        out.watch_handle = loop.call_later(_WATCH_AFTER_S, _watch_disconnect, receive, out, task)
     try:
         await _exchange(ex, send or _discard, out)
     except asyncio.CancelledError:
@@ -160,7 +163,7 @@ async def _exchange(ex: Exchange, send: Send, out: _Outcome) -> None:
 async def _whole(ex: Exchange, resp: aiohttp.ClientResponse, send: Send, out: _Outcome, t_up: float) -> None:
     try:
         payload = await resp.read()
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         err = transport_error(ex.upstream.name, exc) or UpstreamProtocolError(str(exc))
         out.status, out.outcome, out.error_kind = err.status, "upstream_error", err.code
         await _send_error(ex, send, err, out)
@@ -199,7 +202,7 @@ async def _stream(ex: Exchange, resp: aiohttp.ClientResponse, send: Send, out: _
         tail = pending + insp.finish()
         if not insp.done and insp.error is None:
             raise UpstreamProtocolError(f"upstream {ex.upstream.name!r} ended the stream without [DONE].")
-    except (aiohttp.ClientError, asyncio.TimeoutError, UpstreamProtocolError) as exc:
+    except (TimeoutError, aiohttp.ClientError, UpstreamProtocolError) as exc:
         err = exc if isinstance(exc, TunewatchError) else (
             transport_error(ex.upstream.name, exc) or UpstreamProtocolError(str(exc)))
         out.outcome, out.error_kind = "upstream_error", err.code
@@ -235,7 +238,8 @@ def _read_completion(payload: bytes, out: _Outcome, keep_text: bool) -> None:
             out.text = message["content"]
     lp = first.get("logprobs")
     if isinstance(lp, dict) and isinstance(lp.get("content"), list) and lp["content"]:
-        values = [t["logprob"] for t in lp["content"] if isinstance(t, dict) and isinstance(t.get("logprob"), int | float)]
+        values = [t["logprob"] for t in lp["content"]
+                  if isinstance(t, dict) and isinstance(t.get("logprob"), int | float)]
         if values:
             out.logprob = sum(values) / len(values)
 

@@ -231,7 +231,8 @@ async def read_body(receive: Receive, content_length: bytes | None, limit: int) 
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLargeError(f"The request body is over the limit of {limit} bytes (TUNEWATCH_MAX_BODY_BYTES).")
+            raise PayloadTooLargeError(
+                f"The request body is over the limit of {limit} bytes (TUNEWATCH_MAX_BODY_BYTES).")
         parts.append(chunk)
     return b"".join(parts)
 

@@ -53,9 +53,8 @@ class Breaker:
     def open(self) -> bool:
         if self._failures < self._threshold:
             return False
-        if time.monotonic() - self._opened_at >= self._cooldown_s:
-            return False  # half-open: let one through; its outcome decides
-        return True
+        # past the cooldown it is half-open: one call goes through and its outcome decides
+        return time.monotonic() - self._opened_at < self._cooldown_s
 
     def success(self) -> None:
         self._failures = 0

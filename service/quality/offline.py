@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from service.config import ExperimentsFile, UpstreamConfig, UpstreamKind, read_e
 from service.quality.compare import COST, LATENCY_P95, ArmData, Comparison, compare_arms
 from service.quality.evaluators import EvaluatorSuite, Judge, JudgeInput, Outcome
 from service.quality.judge import EvaluatorName, QualityConfig
+from service.store.db import Database
+from service.store.evals import save_eval
 
 __all__ = [
     "DatasetError",
@@ -78,6 +81,8 @@ class _ArmRun:
     cost_usd: list[float] = field(default_factory=list)
     errors: int = 0
     scores: dict[str, list[float]] = field(default_factory=dict)
+    #: (dataset row, evaluator, score) of every judgement, for storing the run
+    judged: list[tuple[int, str, float]] = field(default_factory=list)
     judge_failures: int = 0
 
 
@@ -96,6 +101,11 @@ class EvalReport:
     margin: float
     worse: bool
     reasons: list[str]
+    #: arm -> evaluator -> scores, what the comparison was computed from (and what is stored)
+    scores: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    #: (arm, dataset row, evaluator, score) of every judgement
+    judged: list[tuple[str, int, str, float]] = field(default_factory=list)
+    run_id: str = field(default_factory=lambda: f"eval-{uuid.uuid4().hex[:16]}")
 
     def rows(self) -> list[dict[str, Any]]:
         """The table: per metric the base and fine-tuned values with 95 % intervals, and the improvement."""
@@ -132,6 +142,9 @@ class EvalReport:
             "errors": self.errors,
             "judge_failures": self.judge_failures,
             "gate": {"margin": self.margin, "worse": self.worse, "reasons": self.reasons},
+            "run_id": self.run_id,
+            "scores": {arm: {ev: {"mean": sum(v) / len(v), "n": len(v)} for ev, v in by_ev.items() if v}
+                       for arm, by_ev in self.scores.items()},
             "comparison": self.comparison.to_dict(),
         }
 
@@ -301,6 +314,8 @@ def run_eval(
         margin=margin,
         worse=bool(reasons),
         reasons=reasons,
+        scores={a: runs[a].scores for a in arms},
+        judged=[(a, row, ev, score) for a in arms for row, ev, score in runs[a].judged],
     )
 
 
@@ -311,17 +326,18 @@ def _judge_all(
     progress: Callable[[str, int, int], None] | None,
 ) -> None:
     work = [
-        (run, JudgeInput(row.query, text, row.context))
+        (run, i, JudgeInput(row.query, text, row.context))
         for run in runs.values()
-        for row, text in zip(rows, run.responses, strict=True)
+        for i, (row, text) in enumerate(zip(rows, run.responses, strict=True))
         if text is not None
     ]
     for start in range(0, len(work), _JUDGE_CHUNK):
         chunk = work[start : start + _JUDGE_CHUNK]
-        for (run, _), outcomes in zip(chunk, judge.evaluate([item for _, item in chunk]), strict=True):
+        for (run, i, _), outcomes in zip(chunk, judge.evaluate([item for _, _, item in chunk]), strict=True):
             for o in outcomes:
                 if o.outcome is Outcome.OK and o.score is not None:
                     run.scores.setdefault(o.evaluator.value, []).append(o.score)
+                    run.judged.append((i, o.evaluator.value, o.score))
                 elif o.outcome is not Outcome.SKIPPED:
                     run.judge_failures += 1
         if progress:
@@ -367,6 +383,7 @@ def eval_command(
     margin: float = 0.0,
     limit: int | None = None,
     out: TextIO | None = None,
+    database: Database | None = None,
 ) -> int:
     """``tunewatch eval``: run, show a progress bar on stderr, print the table or JSON on stdout.
 
@@ -386,8 +403,11 @@ def eval_command(
         report = run_eval(
             experiments, experiment, quality, dataset, margin=margin, limit=limit, progress=step
         )
+    document = json.dumps(report.to_dict(), indent=2)
+    if database is not None:  # kept: the run's report and the judgements behind it
+        save_eval(database, report.run_id, report.experiment, report.dataset, report.n, document, report.judged)
     if fmt == "json":
-        stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+        stdout.write(document + "\n")
     else:
         Console(file=stdout, width=120).print(render_table(report))
         for reason in report.reasons:

@@ -38,6 +38,8 @@ __all__ = [
     "AlertStateRow",
     "Base",
     "DeliveryState",
+    "EvalRun",
+    "EvalScore",
     "ExperimentStateRow",
     "Feedback",
     "ReferenceItem",
@@ -336,3 +338,30 @@ class ExperimentStateRow(Base):
     weights: Mapped[str] = mapped_column(Text)  # JSON: {arm: weight}
     stage_started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EvalRun(Base):
+    """One offline evaluation (``tunewatch eval``): its report as printed, kept for the record."""
+
+    __tablename__ = "eval_runs"
+
+    id: Mapped[str] = mapped_column(String(_ID), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    experiment: Mapped[str] = mapped_column(String(_NAME))
+    dataset: Mapped[str] = mapped_column(Text)
+    n: Mapped[int] = mapped_column(Integer)
+    report: Mapped[str] = mapped_column(Text)  # JSON: the --format json output
+
+
+class EvalScore(Base):
+    """A judge score of one arm's answer to one dataset row in an offline evaluation."""
+
+    __tablename__ = "eval_scores"
+    __table_args__ = (Index("ix_eval_scores_run_id", "run_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(_ID), ForeignKey("eval_runs.id", ondelete="CASCADE"))
+    arm: Mapped[str] = mapped_column(String(_ARM))
+    row: Mapped[int] = mapped_column(Integer)
+    evaluator: Mapped[str] = mapped_column(String(32))
+    score: Mapped[float] = mapped_column(Float)

@@ -35,7 +35,8 @@ def write_config(path: Path, base: str, ft: str) -> Path:
                            "price": {"input_per_1k": 0.0003, "output_per_1k": 0.0012}},
         },
         "experiments": [{"name": "demo", "salt": "e2e", "sample_rate": 0.5,
-                         "arms": [{"name": "base", "upstream": "base"}, {"name": "fine_tuned", "upstream": "fine_tuned"}]}],
+                         "arms": [{"name": "base", "upstream": "base"},
+                                  {"name": "fine_tuned", "upstream": "fine_tuned"}]}],
     }))
     return path
 
@@ -77,7 +78,8 @@ def test_every_request_is_recorded_after_a_graceful_stop(served: tuple[Child, Pa
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "score"
     assert httpx.post(child.url + "/v1/feedback", json={"request_id": "x", "score": 3}).status_code == 401
     metrics = httpx.get(child.url + "/metrics").text
-    assert 'tunewatch_feedback_total{arm="' + raw.headers["x-tunewatch-arm"] + '",experiment="demo",sentiment="negative"} 1.0' in metrics
+    arm = raw.headers["x-tunewatch-arm"]
+    assert f'tunewatch_feedback_total{{arm="{arm}",experiment="demo",sentiment="negative"}} 1.0' in metrics
     c.close()
     az.close()
     assert httpx.get(child.url + "/readyz").status_code == 200

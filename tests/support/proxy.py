@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from service.app import components_of, create_app
 from service.api.deps import Components
+from service.app import components_of, create_app
 from service.config import ExperimentsFile, Settings, parse_experiments
 from service.gateway.proxy import Gateway
 from service.runner import bind, build_server

@@ -125,7 +125,8 @@ def test_openai_parameters_pass_through(gw: RunningProxy) -> None:
                                     max_completion_tokens=50, user="dan")
     assert len(got.choices) == 2
     assert got.choices[0].logprobs is not None and got.choices[0].logprobs.content
-    got = c.chat.completions.create(model="demo", messages=MESSAGES, response_format={"type": "json_object"}, user="dan")
+    got = c.chat.completions.create(model="demo", messages=MESSAGES, response_format={"type": "json_object"},
+                                    user="dan")
     assert got.choices[0].message.content and got.choices[0].message.content.lstrip().startswith("{")
 
 

@@ -12,6 +12,8 @@ import pytest
 from service.config import ExperimentsFile
 from service.quality.offline import DatasetError, eval_command, load_dataset, run_eval
 from service.simulator import SimConfig, start_in_thread
+from service.store.db import Database
+from service.store.evals import load_eval_scores
 from tests.integration.quality.conftest import IN_DOMAIN, quality_for
 from tests.support.proxy import demo_experiments
 
@@ -97,3 +99,23 @@ def test_bad_datasets_are_refused_with_the_line(tmp_path: Path) -> None:
         load_dataset(tmp_path / "missing.jsonl")
     rows = load_dataset(bad, limit=1)
     assert rows[0].query == "hi" and rows[0].messages == [{"role": "user", "content": "hi"}]
+
+
+def test_eval_json_matches_the_stored_scores(
+    arms: ExperimentsFile, judge_url: str, dataset: Path, migrated_db: Database
+) -> None:
+    out = io.StringIO()
+    assert eval_command(arms, "demo", quality_for(judge_url), dataset, fmt="json", out=out,
+                        database=migrated_db) == 0
+    data = json.loads(out.getvalue())
+    stored = load_eval_scores(migrated_db, data["run_id"])
+    assert set(stored) == {"base", "fine_tuned"}
+    for arm, by_evaluator in data["scores"].items():
+        for evaluator, summary in by_evaluator.items():
+            values = stored[arm][evaluator]
+            assert summary["n"] == len(values)
+            assert summary["mean"] == pytest.approx(sum(values) / len(values))
+    # the table's means are the same numbers
+    tone = next(m for m in data["metrics"] if m["metric"] == "tone")
+    assert tone["base"] == pytest.approx(data["scores"]["base"]["tone"]["mean"])
+    assert tone["fine_tuned"] == pytest.approx(data["scores"]["fine_tuned"]["tone"]["mean"])

@@ -9,10 +9,10 @@ from sqlalchemy import create_engine, inspect, pool
 from service.store import migrate
 from service.store.models import Base
 
-HEAD = "0002_experiment_states"
+HEAD = "0003_eval_runs"
 TABLES = {
     "requests", "samples", "feedback", "scores", "signals", "reference_sets", "reference_items",
-    "alert_states", "webhook_deliveries", "experiment_states",
+    "alert_states", "webhook_deliveries", "experiment_states", "eval_runs", "eval_scores",
 }
 
 

@@ -80,7 +80,8 @@ def test_bad_bodies_say_what_to_fix(raw: bytes, param: str | None, fragment: str
 def test_last_user_text_reads_parts_and_skips_assistant() -> None:
     messages = [
         {"role": "user", "content": "first"},
-        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url"}, {"type": "text", "text": "b"}]},
+        {"role": "user",
+         "content": [{"type": "text", "text": "a"}, {"type": "image_url"}, {"type": "text", "text": "b"}]},
         {"role": "assistant", "content": "answer"},
     ]
     assert last_user_text(messages) == "a\nb"
