@@ -3,9 +3,10 @@
 The upstream request is opened inside :func:`forward`, so a cancel (the client hung up) closes it.
 A watcher on ``receive()``, started once a request has run for 0.2 s, notices the hang-up while we
 wait on the upstream and cancels this task; the cancel is ours, so it is noted
-(``client_disconnected``) and not re-raised into the server. The outcome lives in locals and is
-recorded in ``finally`` with the synchronous ``recorder.put_nowait``, which cannot be cancelled
-half-way.
+(``client_disconnected``) and not re-raised into the server. The outcome lives in an ``_Outcome``
+and is recorded just before the last send (so the record is queued before the client has the
+answer), or in ``finally`` when the answer never got there, with the synchronous
+``recorder.put_nowait``, which cannot be cancelled half-way.
 """
 
 from __future__ import annotations
@@ -65,10 +66,12 @@ class Exchange:
 class _Outcome:
     """What happened, filled in as it happens, read once in ``finally``."""
 
-    __slots__ = ("closing", "disconnected", "error_kind", "logprob", "outcome", "status", "text", "ttft",
-                 "upstream_s", "usage", "watch_handle", "watcher")
+    __slots__ = ("closing", "disconnected", "error_kind", "logprob", "outcome", "recorded", "recorder", "status",
+                 "text", "ttft", "upstream_s", "usage", "watch_handle", "watcher")
 
-    def __init__(self) -> None:
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.recorded = False
         self.status = 0
         self.outcome = "ok"
         self.error_kind: str | None = None
@@ -89,7 +92,7 @@ async def _discard(message: Message) -> None:
 
 async def forward(ex: Exchange, receive: Receive | None, send: Send | None, recorder: Recorder) -> None:
     """Forward ``ex`` to its upstream and stream the answer to ``send`` (None: a shadow copy)."""
-    out = _Outcome()
+    out = _Outcome(recorder)
     if receive is not None:
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
@@ -106,7 +109,7 @@ async def forward(ex: Exchange, receive: Receive | None, send: Send | None, reco
             raise
     finally:
         _stop(out)
-        _finish(ex, out, recorder)
+        _record(ex, out)  # when the answer did not get to its last send (a failure, a hang-up)
 
 
 def _watch_disconnect(receive: Receive, out: _Outcome, task: asyncio.Task[Any] | None) -> None:
@@ -174,12 +177,13 @@ async def _whole(ex: Exchange, resp: aiohttp.ClientResponse, send: Send, out: _O
     headers.append((b"content-type", resp.headers.get("Content-Type", "application/json").encode()))
     headers.append((b"content-length", str(len(payload)).encode()))
     _stop(out)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload, "more_body": False})
     if status != 200:
         out.outcome, out.error_kind = "upstream_error", f"http_{status}"
     elif not ex.req.stream:
         _read_completion(payload, out, ex.sampled)
+    _record(ex, out)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload, "more_body": False})
 
 
 async def _stream(ex: Exchange, resp: aiohttp.ClientResponse, send: Send, out: _Outcome, t_up: float,
@@ -214,6 +218,7 @@ async def _stream(ex: Exchange, resp: aiohttp.ClientResponse, send: Send, out: _
     if insp.error is not None:
         out.outcome, out.error_kind = "upstream_error", "stream_error_event"
     _stop(out)
+    _record(ex, out)
     await send({"type": "http.response.body", "body": tail, "more_body": False} if tail else _END)
 
 
@@ -256,12 +261,22 @@ def _stop(out: _Outcome) -> None:
 async def _send_error(ex: Exchange, send: Send, exc: TunewatchError, out: _Outcome) -> None:
     _stop(out)
     headers = [*_headers(ex, None), *error_headers(exc)]
+    _record(ex, out)
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": render(exc), "more_body": False})
 
 
+def _record(ex: Exchange, out: _Outcome) -> None:
+    """Metrics and the record, once, just before the last send: a client that asks about the request
+    (feedback) as soon as it has the answer finds its record queued. Synchronous, so a cancel cannot
+    cut it in half; the duration ends where the answer is handed to the server."""
+    if not out.recorded:
+        out.recorded = True
+        _finish(ex, out, out.recorder)
+
+
 def _finish(ex: Exchange, out: _Outcome, recorder: Recorder) -> None:
-    """Metrics and the record; synchronous, so a cancel cannot cut it in half."""
+    """Metrics and the record."""
     latency = time.perf_counter() - ex.t0
     stats = ex.stats
     stream = ex.req.stream
