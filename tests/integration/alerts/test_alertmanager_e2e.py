@@ -36,25 +36,12 @@ from service.gateway.auth import KeyChecker
 from service.gateway.errors import install_handlers
 from service.store.db import Database
 from tests.integration.alerts.conftest import SECRET, FakeClock, Hook
+from tests.support.binaries import free_port, ready
 from tests.support.wait import wait_for
 
 ADMIN = "admin-key-for-tests-0123"
 
 
-def _free_port() -> int:
-    # Alertmanager cannot report a port it picked itself: take a free one and hand it over
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urlopen(f"{url}/-/ready", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -122,7 +109,7 @@ def alertmanager(tmp_path: Path, tunewatch_url: str) -> Iterator[str]:
     }
     config_file = tmp_path / "alertmanager.yml"
     config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "alertmanager.log").open("w")
     proc = subprocess.Popen(
         [
@@ -137,7 +124,7 @@ def alertmanager(tmp_path: Path, tunewatch_url: str) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: proc.poll() is not None or _ready(url), timeout_s=30, what="Alertmanager ready")
+        wait_for(lambda: proc.poll() is not None or ready(url), timeout_s=30, what="Alertmanager ready")
         assert proc.poll() is None, (tmp_path / "alertmanager.log").read_text()
         yield url
     finally:

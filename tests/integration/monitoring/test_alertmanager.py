@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from urllib.request import Request, urlopen
 import pytest
 import yaml
 
+from tests.support.binaries import free_port, ready
 from tests.support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -56,13 +56,6 @@ class Receiver:
         return [(a["labels"]["alertname"], a["status"], auth)
                 for auth, body in notified for a in body["alerts"]]
 
-
-def free_port() -> int:
-    # Alertmanager cannot report a port it picked itself: take a free one and hand it over
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def rewritten_config(receiver_url: str, credentials: Path) -> dict[str, Any]:
@@ -115,13 +108,6 @@ def alertmanager(tmp_path: Path) -> Iterator[tuple[str, Receiver]]:
         receiver.server.shutdown()
         receiver.server.server_close()
 
-
-def ready(url: str) -> bool:
-    try:
-        with urlopen(f"{url}/-/ready", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def post_alerts(url: str, alerts: list[dict[str, str]]) -> None:

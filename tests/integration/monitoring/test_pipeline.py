@@ -39,15 +39,9 @@ from service.drift.references import store_reference
 from service.simulator import RunningSimulator, SimConfig, demo_queries, demo_reference_path, start_in_thread
 from tests.integration.monitoring.test_alertmanager import Receiver
 from tests.integration.monitoring.test_alertmanager import rewritten_config as alertmanager_config
-from tests.integration.monitoring.test_prometheus import (
-    api,
-    free_port,
-    load_queries,
-    ready,
-    rewritten_config,
-    running,
-)
+from tests.integration.monitoring.test_prometheus import api, rewritten_config
 from tests.support import proxy as support  # its `settings_for_tests` would be collected as a test here
+from tests.support.binaries import free_port, load_queries, ready, running
 from tests.support.proxy import ADMIN_KEY, CLIENT_KEY, RunningProxy
 from tests.support.wait import wait_for
 

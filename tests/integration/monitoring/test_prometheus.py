@@ -9,17 +9,12 @@ the lead's; this one pins the monitoring files to the metric contract without th
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
-import socket
-import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlencode
 from urllib.request import urlopen
@@ -27,18 +22,12 @@ from urllib.request import urlopen
 import pytest
 import yaml
 
+from tests.support.binaries import free_port, load_queries, ready, running
 from tests.support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow
 
-
-def free_port() -> int:
-    # Prometheus cannot report a port it picked itself: take a free one and hand it over
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def rewritten_config(target: str, directory: Path, alertmanager: str | None = None) -> Path:
@@ -62,21 +51,6 @@ def rewritten_config(target: str, directory: Path, alertmanager: str | None = No
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
 
-
-@contextmanager
-def running(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A child process writing to ``log``, terminated (then killed) on exit."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -105,13 +79,6 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield url
 
 
-def ready(url: str) -> bool:
-    try:
-        with urlopen(f"{url}/-/ready", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
 
 def api(url: str, path: str, **params: str) -> Any:
     with urlopen(f"{url}/api/v1/{path}?{urlencode(params)}", timeout=10) as response:
@@ -119,15 +86,6 @@ def api(url: str, path: str, **params: str) -> Any:
     assert body["status"] == "success", body
     return body["data"]
 
-
-def load_queries() -> ModuleType:
-    path = ROOT / "grafana" / "queries.py"
-    spec = importlib.util.spec_from_file_location("tunewatch_grafana_queries", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_every_rule_evaluates_without_error(prometheus: str) -> None:

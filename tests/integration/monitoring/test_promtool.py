@@ -9,18 +9,17 @@ parse every Grafana panel's PromQL with promtool.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.support.binaries import load_queries
 
 ROOT = Path(__file__).resolve().parents[3]
 PROMETHEUS = ROOT / "prometheus"
@@ -130,15 +129,6 @@ def test_the_fine_tune_latency_alert_can_fire_within_two_minutes() -> None:
     (rule,) = [a for a in alerts() if a["alert"] == "FineTuneLatencyAboveBase"]
     assert rule["for"] == "1m"
 
-
-def load_queries() -> ModuleType:
-    path = ROOT / "grafana" / "queries.py"
-    spec = importlib.util.spec_from_file_location("tunewatch_grafana_queries", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_every_dashboard_query_parses(tmp_path: Path) -> None:
