@@ -28,12 +28,12 @@ from typing import Any, TextIO
 from openai import AzureOpenAI, OpenAI, OpenAIError
 from rich.console import Console
 from rich.progress import Progress, TaskID
-from rich.table import Table
 
 from service.config import ExperimentsFile, UpstreamConfig, UpstreamKind, read_env
 from service.quality.compare import COST, LATENCY_P95, ArmData, Comparison, compare_arms
 from service.quality.evaluators import EvaluatorSuite, Judge, JudgeInput, Outcome
 from service.quality.judge import EvaluatorName, QualityConfig
+from service.quality.offline_table import render_table
 from service.store.db import Database
 from service.store.evals import save_eval
 
@@ -342,35 +342,6 @@ def _judge_all(
                     run.judge_failures += 1
         if progress:
             progress("judge", min(start + _JUDGE_CHUNK, len(work)), len(work))
-
-
-def _fmt(value: Any, ci: Any, digits: int) -> str:
-    if value is None:
-        return "n/a"
-    low, high = ci if isinstance(ci, list | tuple) else (None, None)
-    bounds = ", ".join("∞" if b is None else f"{b:.{digits}f}" for b in (low, high))
-    return f"{value:.{digits}f} [{bounds}]"
-
-
-def render_table(report: EvalReport) -> Table:
-    """The comparison as a rich table: metric, base, fine-tuned, improvement (95 % intervals)."""
-    table = Table(
-        title=f"{report.experiment}: base vs fine-tuned on {report.dataset} (n={report.n}, 95% intervals)"
-    )
-    for column in ("Metric", f"Base ({report.control})", f"Fine-tuned ({report.treatment})", "Improvement"):
-        table.add_column(column)
-    for row in report.rows():
-        digits = 4 if row["metric"] == COST else 2
-        improvement = _fmt(row["improvement_pct"], row["improvement_ci"], 0).replace(" [", "% [", 1)
-        if row["improvement_pct"] is not None and row["improvement_pct"] > 0:
-            improvement = "+" + improvement
-        table.add_row(
-            row["label"],
-            _fmt(row["base"], row["base_ci"], digits),
-            _fmt(row["fine_tuned"], row["fine_tuned_ci"], digits),
-            improvement,
-        )
-    return table
 
 
 def eval_command(
