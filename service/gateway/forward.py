@@ -64,7 +64,7 @@ class Exchange:
 
 
 class _Outcome:
-    """What happened, filled in as it happens, read once in ``finally``."""
+    """What happened, filled in as it happens, recorded once by :func:`_record`."""
 
     __slots__ = ("closing", "disconnected", "error_kind", "logprob", "outcome", "recorded", "recorder", "status",
                  "text", "ttft", "upstream_s", "usage", "watch_handle", "watcher")
@@ -270,13 +270,9 @@ def _record(ex: Exchange, out: _Outcome) -> None:
     """Metrics and the record, once, just before the last send: a client that asks about the request
     (feedback) as soon as it has the answer finds its record queued. Synchronous, so a cancel cannot
     cut it in half; the duration ends where the answer is handed to the server."""
-    if not out.recorded:
-        out.recorded = True
-        _finish(ex, out, out.recorder)
-
-
-def _finish(ex: Exchange, out: _Outcome, recorder: Recorder) -> None:
-    """Metrics and the record."""
+    if out.recorded:
+        return
+    out.recorded = True
     latency = time.perf_counter() - ex.t0
     stats = ex.stats
     stream = ex.req.stream
@@ -302,7 +298,7 @@ def _finish(ex: Exchange, out: _Outcome, recorder: Recorder) -> None:
         else:
             prompt = completion = None
     sampled = ex.sampled and out.status == 200
-    recorder.put_nowait(Record(
+    out.recorder.put_nowait(Record(
         ex.request_id, ex.started_at, ex.route.name, ex.arm.name, ex.upstream.name, stream, out.status,
         out.outcome, out.error_kind, latency, out.ttft, out.upstream_s, overhead, prompt, completion, cost,
         ex.unit_id, sampled, ex.query,

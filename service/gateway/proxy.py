@@ -121,7 +121,7 @@ class Gateway:
         rid = self._new_id()
         headers = dict(scope["headers"])
         try:
-            self._keys.check(key_from_headers(headers.get(b"authorization"), headers.get(b"api-key")))
+            self._check_key(headers)
             if deployment is not None:
                 _require_api_version(scope)
             raw = await read_body(receive, headers.get(b"content-length"), self._max_body)
@@ -185,7 +185,7 @@ class Gateway:
                 f"{scope['method']} is not allowed on {scope['path']}; use POST."), rid)
         headers = dict(scope["headers"])
         try:
-            self._keys.check(key_from_headers(headers.get(b"authorization"), headers.get(b"api-key")))
+            self._check_key(headers)
             raw = await read_body(receive, headers.get(b"content-length"), self._max_body)
             await embeddings(raw, deployment, self.routes, self.upstreams, send, rid)
         except TunewatchError as exc:
@@ -197,12 +197,16 @@ class Gateway:
         try:
             if scope["method"] != "GET":
                 raise MethodNotAllowedError(f"{scope['method']} is not allowed on /v1/models; use GET.")
-            self._keys.check(key_from_headers(headers.get(b"authorization"), headers.get(b"api-key")))
+            self._check_key(headers)
         except TunewatchError as exc:
             return await self._reject(send, exc, rid)
         await models(self.routes, send, rid)
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def _check_key(self, headers: Mapping[bytes, bytes]) -> None:
+        """The client key, as ``Authorization: Bearer`` or Azure's ``api-key``; 401 otherwise."""
+        self._keys.check(key_from_headers(headers.get(b"authorization"), headers.get(b"api-key")))
 
     def _new_id(self) -> str:
         return f"tw-{self._id_prefix}{next(self._ids):08x}"

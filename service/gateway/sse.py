@@ -19,9 +19,8 @@ import orjson
 __all__ = ["StreamInspector", "error_event"]
 
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-# a delta that carries text or tool-call arguments: the first token has arrived
 _USAGE_VALUE = re.compile(rb'"usage"\s*:\s*\{')
-_ERROR = re.compile(rb'"error"\s*:')
+# a delta that carries text or tool-call arguments: the first token has arrived
 _CONTENT = re.compile(rb'"(?:content|arguments|refusal|reasoning_content)"\s*:\s*"(?!")')
 _DATA_PREFIX = re.compile(rb"^data:\s?", re.MULTILINE)
 
