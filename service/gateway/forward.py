@@ -17,15 +17,15 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
 
-from service.errors import TunewatchError, UpstreamProtocolError
+from service.errors import TunewatchError, UpstreamError, UpstreamProtocolError
 from service.gateway.arms import ArmRoute, ExperimentRoute
 from service.gateway.body import ChatRequest, rewrite
 from service.gateway.errors import error_headers, render
 from service.gateway.sse import StreamInspector, error_event
-from service.gateway.upstream import PASSED_HEADERS, Upstream, transport_error
+from service.gateway.upstream import PASSED_HEADERS, Upstream
+from service.h1.client import Response
 from service.telemetry.metrics import ArmStats
 from service.telemetry.recorder import Record, Recorder
 
@@ -129,17 +129,16 @@ def _watch_disconnect(receive: Receive, out: _Outcome, task: asyncio.Task[Any] |
     out.watcher = watcher
 
 
-def _headers(ex: Exchange, resp: aiohttp.ClientResponse | None) -> list[tuple[bytes, bytes]]:
+def _headers(ex: Exchange, resp: Response | None) -> list[tuple[bytes, bytes]]:
     headers = [
         (b"x-request-id", ex.request_id.encode()),
         (b"x-tunewatch-arm", ex.arm.name.encode()),
         (b"x-tunewatch-experiment", ex.route.name.encode()),
     ]
     if resp is not None:
-        for key, value in resp.raw_headers:
-            low = key.lower()
-            if low in _PASSED:
-                headers.append((low, value))
+        for key, value in resp.headers:
+            if key in _PASSED:
+                headers.append((key, value))
     return headers
 
 
@@ -149,7 +148,7 @@ async def _exchange(ex: Exchange, send: Send, out: _Outcome) -> None:
     body = rewrite(ex.raw, ex.req, up.target_model, add_usage=add_usage)
     t_up = time.perf_counter()
     try:
-        resp = await up.post(up.chat_url, body)
+        resp = await up.chat(body)
     except TunewatchError as exc:
         out.status, out.outcome, out.error_kind = exc.status, "upstream_error", exc.code
         await _send_error(ex, send, exc, out)
@@ -163,18 +162,17 @@ async def _exchange(ex: Exchange, send: Send, out: _Outcome) -> None:
         resp.release()
 
 
-async def _whole(ex: Exchange, resp: aiohttp.ClientResponse, send: Send, out: _Outcome, t_up: float) -> None:
+async def _whole(ex: Exchange, resp: Response, send: Send, out: _Outcome, t_up: float) -> None:
     try:
-        payload = await resp.read()
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        err = transport_error(ex.upstream.name, exc) or UpstreamProtocolError(str(exc))
+        payload = await resp.read_all()
+    except UpstreamError as err:
         out.status, out.outcome, out.error_kind = err.status, "upstream_error", err.code
         await _send_error(ex, send, err, out)
         return
     out.upstream_s = time.perf_counter() - t_up
     status = out.status = resp.status
     headers = _headers(ex, resp)
-    headers.append((b"content-type", resp.headers.get("Content-Type", "application/json").encode()))
+    headers.append((b"content-type", resp.header(b"content-type") or b"application/json"))
     headers.append((b"content-length", str(len(payload)).encode()))
     _stop(out)
     if status != 200:
@@ -186,19 +184,18 @@ async def _whole(ex: Exchange, resp: aiohttp.ClientResponse, send: Send, out: _O
     await send({"type": "http.response.body", "body": payload, "more_body": False})
 
 
-async def _stream(ex: Exchange, resp: aiohttp.ClientResponse, send: Send, out: _Outcome, t_up: float,
+async def _stream(ex: Exchange, resp: Response, send: Send, out: _Outcome, t_up: float,
                   add_usage: bool) -> None:
     out.status = 200
     await send({"type": "http.response.start", "status": 200, "headers": [*_headers(ex, resp), *_SSE_HEADERS]})
     insp = StreamInspector(strip_usage=add_usage, keep_text=ex.sampled)
-    content = resp.content
     pending = b""
     try:
-        while chunk := await content.readany():
+        while chunk := await resp.read():
             data = insp.feed(chunk)
             if out.ttft is None and insp.first_content:
                 out.ttft = time.perf_counter() - ex.t0
-            if content.is_eof():
+            if resp.eof:
                 pending = data  # the whole rest has arrived: it goes out with the last send
                 break
             if data:
@@ -206,9 +203,7 @@ async def _stream(ex: Exchange, resp: aiohttp.ClientResponse, send: Send, out: _
         tail = pending + insp.finish()
         if not insp.done and insp.error is None:
             raise UpstreamProtocolError(f"upstream {ex.upstream.name!r} ended the stream without [DONE].")
-    except (TimeoutError, aiohttp.ClientError, UpstreamProtocolError) as exc:
-        err = exc if isinstance(exc, TunewatchError) else (
-            transport_error(ex.upstream.name, exc) or UpstreamProtocolError(str(exc)))
+    except UpstreamError as err:
         out.outcome, out.error_kind = "upstream_error", err.code
         tail = pending + error_event(err.message, err.type, err.code)
     out.upstream_s = time.perf_counter() - t_up

@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-import aiohttp
 import orjson
 
-from service.errors import InvalidRequestError, NotFoundError, UpstreamProtocolError
+from service.errors import InvalidRequestError, NotFoundError
 from service.gateway.arms import ExperimentRoute
 from service.gateway.body import parse_json_object
-from service.gateway.upstream import Upstream, transport_error
+from service.gateway.upstream import Upstream
 
 __all__ = ["embeddings", "models"]
 
@@ -55,15 +54,13 @@ async def embeddings(
     if target is not None and data.get("model") != target:
         data["model"] = target
         raw = orjson.dumps(data)
-    resp = await upstream.post(upstream.embeddings_url, raw)
+    resp = await upstream.embeddings(raw)
     try:
-        payload = await resp.read()
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise transport_error(upstream.name, exc) or UpstreamProtocolError(str(exc)) from exc
+        payload = await resp.read_all()
     finally:
         resp.release()
     await send({"type": "http.response.start", "status": resp.status, "headers": [
-        (b"content-type", resp.headers.get("Content-Type", "application/json").encode()),
+        (b"content-type", resp.header(b"content-type") or b"application/json"),
         (b"content-length", str(len(payload)).encode()), (b"x-request-id", request_id.encode()),
         (b"x-tunewatch-experiment", route.name.encode())]})
     await send({"type": "http.response.body", "body": payload, "more_body": False})

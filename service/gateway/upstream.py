@@ -1,34 +1,28 @@
-"""One pooled aiohttp client per upstream deployment, with timeouts and a circuit breaker.
+"""One pooled HTTP/1.1 client per upstream deployment, with timeouts and a circuit breaker.
 
-aiohttp, not httpx, on the hot path: httpx's per-request cost measured ~10x aiohttp's here
-(``../shared/notes/python-proxy-speed.md``). Each :class:`Upstream` owns one ``ClientSession``
-(keep-alive, bounded connections, connect/read/pool timeouts from its config) opened lazily on
-first use, so the service starts while an upstream is still down.
+The pool is :mod:`service.h1.client` (asyncio Protocols + httptools), not aiohttp or httpx: a
+general client's per-request machinery was about a third of the proxy's CPU here
+(``../shared/notes/python-proxy-speed.md``). Each :class:`Upstream` builds the head of its
+requests once (request line, host, content type, its own auth header) and opens connections
+lazily, so the service starts while an upstream is still down.
 
-Transport failures become ours here, raised ``from`` the aiohttp error: refused or breaker open →
-``UpstreamUnavailableError`` (503), timeout → ``UpstreamTimeoutError`` (504), reset or garbage →
-``UpstreamProtocolError`` (502). An upstream's own 4xx/5xx are not errors here: the proxy passes
-them through with status, body and ``retry-after``.
+Transport failures arrive as ours (:mod:`service.errors`): refused or breaker open → 503, timeout →
+504, reset or garbage → 502. An upstream's own 4xx/5xx are not errors here: the proxy passes them
+through with status, body and ``retry-after``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Final
 
-import aiohttp
 from pydantic import SecretStr
 
 from service.config import UpstreamConfig, UpstreamKind
-from service.errors import (
-    UpstreamError,
-    UpstreamProtocolError,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
-)
+from service.errors import UpstreamError, UpstreamUnavailableError
+from service.h1.client import Origin, Pool, Response
 
-__all__ = ["Breaker", "Upstream", "transport_error"]
+__all__ = ["Breaker", "Upstream"]
 
 #: response headers passed back to the client (besides content-type)
 PASSED_HEADERS: Final = (
@@ -66,7 +60,7 @@ class Breaker:
 
 
 class Upstream:
-    """A deployment reached over one pooled HTTP client."""
+    """A deployment reached over one pooled HTTP/1.1 client."""
 
     def __init__(self, name: str, config: UpstreamConfig, api_key: SecretStr | None) -> None:
         self.name = name
@@ -76,85 +70,51 @@ class Upstream:
         self.price_out = config.price.output_per_1k / 1000.0
         self.breaker = Breaker()
         if config.kind is UpstreamKind.AZURE:
-            root = f"{config.endpoint.rstrip('/')}/openai/deployments/{config.deployment}"  # type: ignore[union-attr]  # validated
+            endpoint = config.endpoint.rstrip("/")  # type: ignore[union-attr]  # validated
             query = f"?api-version={config.api_version}"
-            self.chat_url = f"{root}/chat/completions{query}"
+            chat_url = f"{endpoint}/openai/deployments/{config.deployment}/chat/completions{query}"
             emb = config.embedding_model or config.deployment
-            self.embeddings_url = f"{config.endpoint.rstrip('/')}/openai/deployments/{emb}/embeddings{query}"  # type: ignore[union-attr]
-            self.models_url = f"{config.endpoint.rstrip('/')}/openai/models{query}"  # type: ignore[union-attr]
-            auth = {"api-key": api_key.get_secret_value()} if api_key else {}
+            embeddings_url = f"{endpoint}/openai/deployments/{emb}/embeddings{query}"
+            auth = f"api-key: {api_key.get_secret_value()}\r\n" if api_key else ""
         else:
             base = config.base_url.rstrip("/")  # type: ignore[union-attr]  # validated
-            self.chat_url = f"{base}/chat/completions"
-            self.embeddings_url = f"{base}/embeddings"
-            self.models_url = f"{base}/models"
-            auth = {"Authorization": f"Bearer {api_key.get_secret_value()}"} if api_key else {}
-        self.headers = {"Content-Type": "application/json", **auth}
+            chat_url = f"{base}/chat/completions"
+            embeddings_url = f"{base}/embeddings"
+            auth = f"Authorization: Bearer {api_key.get_secret_value()}\r\n" if api_key else ""
+        chat, embeddings = Origin(chat_url), Origin(embeddings_url)
         t = config.timeouts
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=t.pool_s + t.connect_s, sock_connect=t.connect_s, sock_read=t.read_s
-        )
-        self._session: aiohttp.ClientSession | None = None
+        self.pool = Pool(name, chat, max_connections=config.max_connections, connect_s=t.connect_s,
+                         read_s=t.read_s, pool_s=t.pool_s)
+        common = f"Host: {chat.host_header}\r\nContent-Type: application/json\r\nAccept: */*\r\n{auth}"
+        #: each request's head up to its Content-Length value; latin-1 as HTTP/1.1 heads are
+        self._chat_head = f"POST {chat.target} HTTP/1.1\r\n{common}Content-Length: ".encode("latin-1")
+        self._embeddings_head = f"POST {embeddings.target} HTTP/1.1\r\n{common}Content-Length: ".encode("latin-1")
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return prompt_tokens * self.price_in + completion_tokens * self.price_out
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        session = self._session
-        if session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self.config.max_connections, limit_per_host=0, keepalive_timeout=30.0,
-                enable_cleanup_closed=False,
-            )
-            session = self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, skip_auto_headers=("User-Agent",),
-                raise_for_status=False, auto_decompress=True,
-            )
-        return session
+    async def chat(self, body: bytes) -> Response:
+        """POST ``body`` to the chat completions URL; the response's headers have arrived."""
+        return await self._post(self._chat_head, body)
 
-    async def post(self, url: str, body: bytes, extra: dict[str, str] | None = None) -> aiohttp.ClientResponse:
-        """Send ``body``; the response's headers have arrived. Raises ``UpstreamError`` subclasses."""
-        if self.breaker.open:
+    async def embeddings(self, body: bytes) -> Response:
+        return await self._post(self._embeddings_head, body)
+
+    async def _post(self, head: bytes, body: bytes) -> Response:
+        """Raises ``UpstreamError`` subclasses; counts them in the breaker."""
+        breaker = self.breaker
+        if breaker.open:
             raise UpstreamUnavailableError(
                 f"upstream {self.name!r} is failing; tunewatch stopped calling it for a few seconds "
                 "(circuit breaker open). Retry shortly."
             )
-        headers = {**self.headers, **extra} if extra else self.headers
         try:
-            resp = await self.session.post(url, data=body, headers=headers)
-        except BaseException as exc:
-            err = transport_error(self.name, exc)
-            if err is None:
-                raise
-            self.breaker.failure()
-            raise err from exc
-        self.breaker.success()
+            resp = await self.pool.request(b"%s%d\r\n\r\n%s" % (head, len(body), body))
+        except UpstreamError:
+            breaker.failure()
+            raise
+        breaker.success()
         return resp
 
-    async def get(self, url: str) -> aiohttp.ClientResponse:
-        try:
-            return await self.session.get(url, headers=self.headers)
-        except BaseException as exc:
-            err = transport_error(self.name, exc)
-            if err is None:
-                raise
-            raise err from exc
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-
-def transport_error(name: str, exc: BaseException) -> UpstreamError | None:
-    """Our error for an aiohttp/OS failure talking to upstream ``name``; None for anything else."""
-    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-        return UpstreamTimeoutError(f"upstream {name!r} did not answer in time; retry, or raise its read timeout.")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return UpstreamUnavailableError(f"cannot connect to upstream {name!r}; check that it is running.")
-    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
-        return UpstreamProtocolError(f"upstream {name!r} closed the connection before the response was complete.")
-    if isinstance(exc, aiohttp.ClientError):
-        return UpstreamProtocolError(f"upstream {name!r} sent a response tunewatch could not read.")
-    return None
+        await self.pool.close()
