@@ -22,9 +22,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
+import time
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from sqlalchemy import Connection, Insert, Table
@@ -49,7 +51,23 @@ UNIT_HASH_CHARS = 32
 _NAME_CHARS = 64
 _OUTCOME_CHARS = 32
 
-Row = dict[str, Any]
+Row = tuple[Any, ...]
+
+#: the order of the values in a request row and a sample row
+REQUEST_COLUMNS: Final = (
+    "id", "created_at", "experiment", "arm", "upstream", "stream", "status", "outcome", "error_kind", "latency_s",
+    "ttft_s", "upstream_latency_s", "overhead_s", "prompt_tokens", "completion_tokens", "cost_usd", "unit_hash",
+    "sampled", "shadow", "query", "query_chars", "logprob_mean",
+)
+SAMPLE_COLUMNS: Final = (
+    "request_id", "created_at", "experiment", "arm", "messages", "query", "response_text", "context", "state",
+    "attempts",
+)
+
+
+def _sqlite_insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+            "ON CONFLICT DO NOTHING")
 
 
 def hash_unit(key: bytes, unit_id: str) -> str:
@@ -76,6 +94,9 @@ class RequestSink:
         samples_table: Table = Sample.__table__  # type: ignore[assignment]  # a declarative Table
         self._insert_requests = _insert_ignore(db, requests_table)
         self._insert_samples = _insert_ignore(db, samples_table)
+        self._sqlite_requests = _sqlite_insert_sql("requests", REQUEST_COLUMNS)
+        self._sqlite_samples = _sqlite_insert_sql("samples", SAMPLE_COLUMNS)
+        self._sqlite_time = _SqliteTime()
         #: records dropped because the database refused them as data (see the module docstring)
         self.rejected = 0
 
@@ -96,21 +117,21 @@ class RequestSink:
 
     def _insert(self, conn: Connection, request_rows: list[Row], sample_rows: list[Row]) -> None:
         if self._db.is_sqlite:
-            # The writer shares the proxy's core: SQLAlchemy's per-row bind processing cost about as
-            # much as SQLite itself (~30 us a record with it, ~15 without), so SQLite gets the DBAPI's
-            # executemany with the values SQLAlchemy would have bound (UTC text times, ints for bools).
-            _sqlite_insert(conn, "requests", request_rows)
+            # The writer shares the proxy's core: SQLite gets the DBAPI's executemany with the tuples
+            # as built (UTC text times as SQLAlchemy stores them; sqlite3 stores bools as 0/1).
+            # SQLAlchemy's per-row bind processing cost as much as SQLite's own work.
+            conn.exec_driver_sql(self._sqlite_requests, request_rows)
             if sample_rows:
-                _sqlite_insert(conn, "samples", sample_rows)
+                conn.exec_driver_sql(self._sqlite_samples, sample_rows)
             return
-        conn.execute(self._insert_requests, request_rows)
+        conn.execute(self._insert_requests, [dict(zip(REQUEST_COLUMNS, row, strict=True)) for row in request_rows])
         if sample_rows:
-            conn.execute(self._insert_samples, sample_rows)
+            conn.execute(self._insert_samples, [dict(zip(SAMPLE_COLUMNS, row, strict=True)) for row in sample_rows])
 
     def _write_one_by_one(self, request_rows: list[Row], sample_rows: list[Row]) -> None:
-        samples = {row["request_id"]: row for row in sample_rows}
+        samples = {row[0]: row for row in sample_rows}
         for row in request_rows:
-            sample = samples.get(row["id"])
+            sample = samples.get(row[0])
             try:
                 with self._db.begin() as conn:
                     self._insert(conn, [row], [sample] if sample is not None else [])
@@ -118,56 +139,63 @@ class RequestSink:
                 self.rejected += 1
                 log.error(
                     "store.record_rejected",
-                    extra={"request_id": row["id"], "error": type(exc.orig).__name__},
+                    extra={"request_id": row[0], "error": type(exc.orig).__name__},
                 )
 
     def _rows(self, records: Sequence[Record]) -> tuple[list[Row], list[Row]]:
+        """Rows in ``REQUEST_COLUMNS`` / ``SAMPLE_COLUMNS`` order."""
         key = self._key
-        clean = _strip_nul if self._db.is_postgres else _same
+        postgres = self._db.is_postgres
+        clean = _strip_nul if postgres else _same
+        stamp = _utc_datetime if postgres else self._sqlite_time
+        redact = self._redact
+        pending = SampleState.PENDING.value
         request_rows: list[Row] = []
         sample_rows: list[Row] = []
         for r in records:
-            created_at = datetime.fromtimestamp(r.started_at, UTC)
-            redacting = r.experiment in self._redact
+            created_at = stamp(r.started_at)
+            redacting = r.experiment in redact
             query = clean(redact_text(r.query) if redacting else r.query)
-            request_rows.append({
-                "id": r.request_id,
-                "created_at": created_at,
-                "experiment": r.experiment,
-                "arm": r.arm,
-                "upstream": r.upstream[:_NAME_CHARS],
-                "stream": r.stream,
-                "status": r.status,
-                "outcome": r.outcome[:_OUTCOME_CHARS],
-                "error_kind": r.error_kind[:_NAME_CHARS] if r.error_kind is not None else None,
-                "latency_s": r.latency_s,
-                "ttft_s": r.ttft_s,
-                "upstream_latency_s": r.upstream_latency_s,
-                "overhead_s": r.overhead_s,
-                "prompt_tokens": r.prompt_tokens,
-                "completion_tokens": r.completion_tokens,
-                "cost_usd": r.cost_usd,
-                "unit_hash": hash_unit(key, r.unit_id) if r.unit_id is not None else None,
-                "sampled": r.sampled,
-                "shadow": r.shadow,
-                "query": query,
-                "query_chars": len(query) if query is not None else None,
-                "logprob_mean": r.logprob_mean,
-            })
+            request_rows.append((
+                r.request_id, created_at, r.experiment, r.arm, r.upstream[:_NAME_CHARS], r.stream, r.status,
+                r.outcome[:_OUTCOME_CHARS], r.error_kind[:_NAME_CHARS] if r.error_kind is not None else None,
+                r.latency_s, r.ttft_s, r.upstream_latency_s, r.overhead_s, r.prompt_tokens, r.completion_tokens,
+                r.cost_usd, hash_unit(key, r.unit_id) if r.unit_id is not None else None, r.sampled, r.shadow,
+                query, len(query) if query is not None else None, r.logprob_mean,
+            ))
             if r.sampled:
-                sample_rows.append({
-                    "request_id": r.request_id,
-                    "created_at": created_at,
-                    "experiment": r.experiment,
-                    "arm": r.arm,
-                    "messages": _json(redact_messages(r.messages) if redacting else r.messages),
-                    "query": query,
-                    "response_text": clean(redact_text(r.response_text) if redacting else r.response_text),
-                    "context": clean(redact_text(r.context) if redacting else r.context),
-                    "state": SampleState.PENDING.value,
-                    "attempts": 0,
-                })
+                sample_rows.append((
+                    r.request_id, created_at, r.experiment, r.arm,
+                    _json(redact_messages(r.messages) if redacting else r.messages), query,
+                    clean(redact_text(r.response_text) if redacting else r.response_text),
+                    clean(redact_text(r.context) if redacting else r.context), pending, 0,
+                ))
         return request_rows, sample_rows
+
+
+class _SqliteTime:
+    """``started_at`` (epoch seconds) as SQLAlchemy's SQLite DateTime text, UTC; the part up to the
+    second is formatted once per second, not once per record."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, ts: float) -> str:
+        frac, whole = math.modf(ts)  # rounded as datetime.fromtimestamp rounds (half-even, with carry)
+        second, micros = int(whole), round(frac * 1e6)
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{micros:06d}"
+
+
+def _utc_datetime(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
 
 
 def _json(value: Any) -> str | None:
@@ -190,18 +218,6 @@ def _strip_nul(text: str | None) -> str | None:
 
 def _same(text: str | None) -> str | None:
     return text
-
-
-def _sqlite_value(value: Any) -> Any:
-    # SQLAlchemy's SQLite DateTime storage format (UTCDateTime reads it back as aware UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(value, datetime) else value
-
-
-def _sqlite_insert(conn: Connection, table: str, rows: list[Row]) -> None:
-    columns = tuple(rows[0])
-    sql = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-           "ON CONFLICT DO NOTHING")
-    conn.exec_driver_sql(sql, [tuple(_sqlite_value(row[c]) for c in columns) for row in rows])
 
 
 def _insert_ignore(db: Database, table: Table) -> Insert:
