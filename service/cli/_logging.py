@@ -52,7 +52,7 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "apscheduler.executors.default", "httpx", "httpx2", "azure", "alembic"):
+    for noisy in ("apscheduler.executors.default", "httpx", "httpx2", "azure", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # "skipped: maximum number of running instances reached" is a job outlasting its interval: by
     # design (max_instances=1, coalesce), and counted in tunewatch_job_runs_total, not worth a line

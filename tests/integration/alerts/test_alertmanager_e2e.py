@@ -1,7 +1,7 @@
 """A real Alertmanager (Debian's package) posts to tunewatch's ``/admin/alertmanager``; the alert
 reaches a real receiver signed, in our format, and passes the documented verification.
 
-tunewatch's alerts router is served by uvicorn on a socket bound to 127.0.0.1:0; Alertmanager gets
+tunewatch's alerts router is served by tunewatch's HTTP server on a socket bound to 127.0.0.1:0; Alertmanager gets
 a minimal configuration (one route, ``group_wait: 1s``) whose webhook carries the admin key as a
 Bearer token read from a file, as ``prometheus/alertmanager.yml`` does.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -22,7 +21,6 @@ from urllib.request import Request, urlopen
 import httpx
 import orjson
 import pytest
-import uvicorn
 import yaml
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -34,6 +32,8 @@ from service.api.deps import Components
 from service.config import AlertsConfig, ReceiverConfig, ReceiverKind
 from service.gateway.auth import KeyChecker
 from service.gateway.errors import install_handlers
+from service.h1.server import Server
+from service.runner import bind
 from service.store.db import Database
 from tests.integration.alerts.conftest import SECRET, FakeClock, Hook
 from tests.support.binaries import free_port, ready
@@ -60,10 +60,9 @@ def tunewatch_url(sqlite_db: Database, hook: Hook) -> Iterator[str]:
         database=sqlite_db,
         extras={"alerts": config},
     )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    sock = bind("127.0.0.1", 0)
+    server = Server(app)
+    thread = threading.Thread(target=server.run, args=([sock],), daemon=True)
     thread.start()
     try:
         wait_for(lambda: server.started, timeout_s=15, what="the alerts API to start")
