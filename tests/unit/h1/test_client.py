@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import pytest
+import trustme
 import uvloop
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -306,3 +308,37 @@ def test_origin_parses_what_upstream_configs_hold() -> None:
     assert Origin("http://127.0.0.1:8001/v1/chat/completions").host_header == "127.0.0.1:8001"
     with pytest.raises(ValueError, match="not an http"):
         Origin("ftp://x/y")
+
+
+def test_https_upstreams_are_reached_over_tls_with_the_name_checked() -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+
+    async def main() -> None:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await read_request(reader)
+            writer.write(fixed(b'{"tls": true}'))
+            await writer.drain()
+            await reader.read()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            good = Pool("up", Origin(f"https://localhost:{port}/v1/chat/completions"), max_connections=1,
+                        connect_s=2, read_s=2, pool_s=2, ssl_context=client_ctx)
+            resp = await good.request(REQUEST)
+            assert await resp.read_all() == b'{"tls": true}'
+            resp.release()
+            await good.close()
+            untrusted = Pool("up", Origin(f"https://localhost:{port}/v1/chat/completions"), max_connections=1,
+                             connect_s=2, read_s=2, pool_s=2)  # the system's CAs do not know ours
+            with pytest.raises(UpstreamUnavailableError, match="SSLCertVerificationError"):
+                await untrusted.request(REQUEST)
+        finally:
+            server.close()
+    run(main())
