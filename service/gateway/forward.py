@@ -4,9 +4,10 @@ The upstream request is opened inside :func:`forward`, so a cancel (the client h
 A watcher on ``receive()``, started once a request has run for 0.2 s, notices the hang-up while we
 wait on the upstream and cancels this task; the cancel is ours, so it is noted
 (``client_disconnected``) and not re-raised into the server. The outcome lives in an ``_Outcome``
-and is recorded just before the last send (so the record is queued before the client has the
-answer), or in ``finally`` when the answer never got there, with the synchronous
-``recorder.put_nowait``, which cannot be cancelled half-way.
+and is recorded once, in ``finally``, with the synchronous ``recorder.put_nowait``, which cannot be
+cancelled half-way: right after the last send, which on our server (``service/h1/server.py``)
+writes without yielding, so the record is queued in the same step of the loop as the answer's
+last bytes, before the client can ask about it (feedback), and its cost is off the answer's time.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ async def forward(ex: Exchange, receive: Receive | None, send: Send | None, reco
             raise
     finally:
         _stop(out)
-        _record(ex, out)  # when the answer did not get to its last send (a failure, a hang-up)
+        _record(ex, out)
 
 
 def _watch_disconnect(receive: Receive, out: _Outcome, task: asyncio.Task[Any] | None) -> None:
@@ -179,7 +180,6 @@ async def _whole(ex: Exchange, resp: Response, send: Send, out: _Outcome, t_up: 
         out.outcome, out.error_kind = "upstream_error", f"http_{status}"
     elif not ex.req.stream:
         _read_completion(payload, out, ex.sampled)
-    _record(ex, out)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload, "more_body": False})
 
@@ -213,7 +213,6 @@ async def _stream(ex: Exchange, resp: Response, send: Send, out: _Outcome, t_up:
     if insp.error is not None:
         out.outcome, out.error_kind = "upstream_error", "stream_error_event"
     _stop(out)
-    _record(ex, out)
     await send({"type": "http.response.body", "body": tail, "more_body": False} if tail else _END)
 
 
@@ -256,15 +255,13 @@ def _stop(out: _Outcome) -> None:
 async def _send_error(ex: Exchange, send: Send, exc: TunewatchError, out: _Outcome) -> None:
     _stop(out)
     headers = [*_headers(ex, None), *error_headers(exc)]
-    _record(ex, out)
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": render(exc), "more_body": False})
 
 
 def _record(ex: Exchange, out: _Outcome) -> None:
-    """Metrics and the record, once, just before the last send: a client that asks about the request
-    (feedback) as soon as it has the answer finds its record queued. Synchronous, so a cancel cannot
-    cut it in half; the duration ends where the answer is handed to the server."""
+    """Metrics and the record, once, after the last send (see the module docstring). Synchronous, so
+    a cancel cannot cut it in half; the duration ends once the answer is handed to the server."""
     if out.recorded:
         return
     out.recorded = True
