@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from service.app import StartHook, build_service
 from service.config import ExperimentsFile, Settings
-from service.gateway.proxy import ASGIApp
+from service.h1.asgi import ASGIApp
 from service.h1.server import Server
 
 __all__ = ["bind", "build_server", "run_service"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,15 +25,12 @@ from service.gateway.body import ChatRequest, rewrite
 from service.gateway.errors import error_headers, render
 from service.gateway.sse import StreamInspector, error_event
 from service.gateway.upstream import PASSED_HEADERS, Upstream
+from service.h1.asgi import Message, Receive, Send
 from service.h1.client import Response
 from service.telemetry.metrics import ArmStats
 from service.telemetry.recorder import Record, Recorder
 
 __all__ = ["Exchange", "forward"]
-
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 _PASSED = frozenset(h.encode() for h in PASSED_HEADERS)
 _SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]

@@ -6,8 +6,7 @@ deployment in the path), with ``model`` set to that upstream's ``embedding_model
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import Any
+from collections.abc import Mapping
 
 import orjson
 
@@ -15,10 +14,10 @@ from service.errors import InvalidRequestError, NotFoundError
 from service.gateway.arms import ExperimentRoute
 from service.gateway.body import parse_json_object
 from service.gateway.upstream import Upstream
+from service.h1.asgi import Send
 
 __all__ = ["embeddings", "models"]
 
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 async def models(routes: Mapping[str, ExperimentRoute], send: Send, request_id: str) -> None:

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Mapping
 from itertools import count
 from typing import Any
 from zlib import crc32
@@ -35,18 +35,14 @@ from service.gateway.errors import error_headers, render
 from service.gateway.forward import Exchange, forward
 from service.gateway.passthrough import embeddings, models
 from service.gateway.upstream import Upstream
+from service.h1.asgi import ASGIApp, Receive, Scope, Send
 from service.telemetry.metrics import HotPathCollector
 from service.telemetry.recorder import Recorder
 
-__all__ = ["ASGIApp", "Gateway"]
+__all__ = ["Gateway"]
 
 log = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _CHAT = "/v1/chat/completions"
 _AZURE = "/openai/deployments/"

@@ -62,10 +62,6 @@ class Origin:
         self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
     @property
-    def key(self) -> tuple[str, str, int]:
-        return self.scheme, self.host, self.port
-
-    @property
     def host_header(self) -> str:
         default = 443 if self.scheme == "https" else 80
         host = f"[{self.host}]" if ":" in self.host else self.host

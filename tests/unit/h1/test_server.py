@@ -20,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.h1.server import MAX_HEAD, Server
+from service.h1.connection import MAX_HEAD
+from service.h1.server import Server
 from service.runner import bind
 from tests.support.wait import wait_for
 
