@@ -56,13 +56,16 @@ def test_passthrough_is_byte_identical_for_any_split(words: list[str], cuts: lis
 
 
 @settings(deadline=None)
-@given(words=WORDS, cuts=st.lists(st.integers(0, 10_000), max_size=20))
-def test_usage_chunk_is_removed_when_the_proxy_asked_for_it(words: list[str], cuts: list[int]) -> None:
+@given(words=WORDS, cuts=st.lists(st.integers(0, 10_000), max_size=20), sampled=st.booleans())
+def test_usage_chunk_is_removed_when_the_proxy_asked_for_it(words: list[str], cuts: list[int],
+                                                            sampled: bool) -> None:
     data = _stream(words, usage=True)
-    insp = StreamInspector(strip_usage=True, keep_text=False)
+    insp = StreamInspector(strip_usage=True, keep_text=sampled)
     out = _run(insp, _split(data, cuts))
     assert out == _stream(words, usage=False)
     assert insp.usage is not None and insp.usage["completion_tokens"] == len(words)
+    assert insp.done
+    assert insp.text == ("".join(words) if sampled else None)
 
 
 def test_role_chunk_alone_is_not_the_first_token() -> None:
