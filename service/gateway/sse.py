@@ -141,17 +141,7 @@ class StreamInspector:
             self.done = True
         dropped = None
         for i, obj in enumerate(objects):
-            if not isinstance(obj, dict):
-                continue
-            if isinstance(obj.get("error"), dict):
-                self.error = obj["error"]
-            usage = obj.get("usage")
-            if isinstance(usage, dict):
-                self.usage = usage
-            choices = obj.get("choices")
-            if isinstance(choices, list):
-                self._collect(choices)
-            if self._strip_usage and isinstance(usage, dict) and not choices:
+            if isinstance(obj, dict) and not self._note(obj):
                 dropped = i  # the usage-only chunk the client did not ask for (one per stream)
         if dropped is None:
             return data
@@ -187,6 +177,11 @@ class StreamInspector:
             return True
         if not isinstance(obj, dict):
             return True
+        return self._note(obj)
+
+    def _note(self, obj: dict[str, Any]) -> bool:
+        """Note an event's error, usage and (sampled) text; False for the usage-only chunk the client
+        did not ask for, which must not be forwarded."""
         if isinstance(obj.get("error"), dict):
             self.error = obj["error"]
         usage = obj.get("usage")
@@ -195,7 +190,6 @@ class StreamInspector:
         choices = obj.get("choices")
         if self._texts is not None and isinstance(choices, list):
             self._collect(choices)
-        # the usage-only chunk the client did not ask for
         return not (self._strip_usage and isinstance(usage, dict) and not choices)
 
     def _collect(self, choices: list[Any]) -> None:
